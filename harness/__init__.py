@@ -1,0 +1,20 @@
+"""prepbench: identical Spark data-preparation workloads under CPU Spark and the RAPIDS Accelerator.
+
+Modules, one job each: ``config`` (layered Spark properties and run settings), ``versions`` (the pinned
+Spark/plugin pair), ``plugin`` (the RAPIDS jar), ``session`` (one SparkSession per process), ``data``
+(generated Parquet datasets), ``workloads`` (the registry), ``records`` (results on disk), ``trial`` (what
+asv and the tests run), ``report`` (summaries), ``cli`` (``python -m harness``).
+"""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = REPO_ROOT / "conf"
+
+
+class HarnessError(Exception):
+    """An error the user can fix; its message says how. The CLI prints it without a traceback."""
+
+
+class EngineUnavailable(HarnessError):
+    """An engine cannot run on this host (no plugin jar, no GPU): asv shows it as skipped, with this reason."""
