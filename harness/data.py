@@ -1,0 +1,270 @@
+"""Generated datasets: deterministic, seeded, vectorized, cached as Parquet, checked on reuse.
+
+Each table is built in chunks of rows; chunk ``i`` draws from its own generator seeded with ``(seed, table,
+i)``, so the bytes are identical however many threads build them. Chunks become Parquet files written in
+parallel into a temporary directory with a manifest (rows, bytes and CRC-32 of every file); the directory
+is renamed into place only when complete. A cached dataset is used only if its manifest matches the files;
+a truncated or corrupt one is regenerated.
+
+Shapes follow the public groupby and join benchmarks (h2oai db-benchmark), so figures compare:
+
+* ``groupby``: id1, id2 (100 string keys), id3 (N/100 string keys), id4, id5 (100 int keys), id6 (N/100
+  int keys), v1 (int 1-5), v2 (int 1-15), v3 (float 0-100).
+* ``join_x`` (N rows) and ``join_small``, ``join_medium``, ``join_big`` (N/1e6, N/1e3 and N rows): the
+  right tables hold 90% of the keys the fact table draws from, plus 10% it never uses.
+* ``features``: numeric columns (one with nulls), low and high cardinality categories, a Zipf-skewed key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from . import HarnessError
+
+# Bump when any table's content changes: it is part of the cache key.
+GENERATOR_VERSION = 1
+CHUNK_ROWS = 1_000_000
+MANIFEST = "_manifest.json"  # leading underscore: Spark's reader skips it
+
+
+class DataError(HarnessError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------- columns
+
+
+def _rng(seed: int, table: str, chunk: int) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(table.encode()), chunk])
+
+
+@cache
+def _labels(prefix: str, count: int, width: int) -> pa.Array:
+    """'id001', 'id002', ... as one Arrow string array, built without a Python loop (and once per process)."""
+    numbers = pa.array(np.arange(1, count + 1, dtype=np.int64)).cast(pa.string())
+    return pc.binary_join_element_wise(prefix, pc.utf8_lpad(numbers, width, "0"), "")
+
+
+def _categorical(rng, labels: pa.Array, n: int) -> pa.DictionaryArray:
+    """Uniform draws from `labels`, kept dictionary-encoded so Parquet writes the strings once."""
+    return pa.DictionaryArray.from_arrays(rng.integers(0, len(labels), n, dtype=np.int32), labels)
+
+
+def _keyed(prefix: str, keys: np.ndarray) -> pa.Array:
+    """'id' + key for an integer key column (a string join key)."""
+    return pc.binary_join_element_wise(prefix, pa.array(keys).cast(pa.string()), "")
+
+
+def _shared_keys(m: int) -> np.ndarray:
+    """The keys of a right-hand table of m rows: 90% of 1..m, plus 10% above m that the fact table never draws."""
+    shared = int(m * 0.9)
+    return np.concatenate([np.arange(1, shared + 1), np.arange(m + 1, m + 1 + (m - shared))]).astype(np.int64)
+
+
+def _join_sizes(n: int) -> tuple[int, int, int]:
+    """Key-space sizes of join_small, join_medium, join_big for a fact table of n rows."""
+    return max(n // 1_000_000, 10), max(n // 1_000, 10), n
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    rows: Callable[[int], int]  # table rows for a scale of n rows
+    chunk: Callable[[int, int, int, np.random.Generator], pa.Table]  # (n, start, stop, rng) -> rows [start, stop)
+
+
+def _groupby_chunk(n, start, stop, rng):
+    k, size = 100, stop - start
+    groups = max(n // k, 1)
+    low, high = _labels("id", k, 3), _labels("id", groups, 10)
+    return pa.table({
+        "id1": _categorical(rng, low, size),
+        "id2": _categorical(rng, low, size),
+        "id3": _categorical(rng, high, size),
+        "id4": rng.integers(1, k + 1, size, dtype=np.int32),
+        "id5": rng.integers(1, k + 1, size, dtype=np.int32),
+        "id6": rng.integers(1, groups + 1, size, dtype=np.int32),
+        "v1": rng.integers(1, 6, size, dtype=np.int32),
+        "v2": rng.integers(1, 16, size, dtype=np.int32),
+        "v3": np.round(rng.random(size) * 100, 6),
+    })
+
+
+def _join_x_chunk(n, start, stop, rng):
+    size = stop - start
+    small, medium, big = _join_sizes(n)
+    id1, id2, id3 = (rng.integers(1, m + 1, size, dtype=np.int64) for m in (small, medium, big))
+    return pa.table({
+        "id1": id1, "id2": id2, "id3": id3,
+        "id4": _keyed("id", id1), "id5": _keyed("id", id2), "id6": _keyed("id", id3),
+        "v1": np.round(rng.random(size) * 100, 6),
+    })
+
+
+def _join_right(which: int):
+    """A right-hand join table whose key is id{which+1} (and its string twin id{which+4})."""
+
+    def chunk(n, start, stop, rng):
+        keys = _shared_keys(_join_sizes(n)[which])[start:stop]
+        return pa.table({
+            f"id{which + 1}": keys,
+            f"id{which + 4}": _keyed("id", keys),
+            "v2": np.round(rng.random(len(keys)) * 100, 6),
+        })
+
+    return chunk
+
+
+def _features_chunk(n, start, stop, rng):
+    size = stop - start
+    x2 = rng.lognormal(0.0, 1.0, size)
+    return pa.table({
+        "id": np.arange(start, stop, dtype=np.int64),
+        "x1": rng.normal(50.0, 10.0, size),
+        "x2": pa.array(x2, mask=rng.random(size) < 0.01),  # 1% nulls
+        "x3": rng.random(size),
+        "x4": rng.exponential(2.0, size),
+        "cat_lo": _categorical(rng, _labels("c", 10, 2), size),
+        "cat_hi": _categorical(rng, _labels("c", 1000, 4), size),
+        "key_zipf": np.minimum(rng.zipf(1.3, size), max(n // 10, 1)).astype(np.int64),
+        "label": (rng.random(size) < 0.3).astype(np.int8),
+    })
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec("groupby", lambda n: n, _groupby_chunk),
+        TableSpec("join_x", lambda n: n, _join_x_chunk),
+        TableSpec("join_small", lambda n: _join_sizes(n)[0], _join_right(0)),
+        TableSpec("join_medium", lambda n: _join_sizes(n)[1], _join_right(1)),
+        TableSpec("join_big", lambda n: _join_sizes(n)[2], _join_right(2)),
+        TableSpec("features", lambda n: n, _features_chunk),
+    )
+}
+
+
+# ---------------------------------------------------------------------------------------------- cache
+
+
+def dataset_dir(data_dir: Path, table: str, scale_rows: int, seed: int) -> Path:
+    return Path(data_dir) / f"{table}-n{scale_rows}-seed{seed}-v{GENERATOR_VERSION}"
+
+
+def _crc32(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def verify(path: Path) -> str | None:
+    """None if the dataset at `path` is complete and intact, else what is wrong with it."""
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        return "no manifest (an interrupted write?)"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = manifest["files"]
+    except (ValueError, KeyError) as err:
+        return f"unreadable manifest: {err}"
+    if manifest.get("generator_version") != GENERATOR_VERSION:
+        return "made by another generator version"
+    for entry in files:
+        file = path / entry["name"]
+        if not file.is_file():
+            return f"{entry['name']} is missing"
+        if file.stat().st_size != entry["bytes"]:
+            return f"{entry['name']} has {file.stat().st_size} bytes, expected {entry['bytes']} (truncated?)"
+        if _crc32(file) != entry["crc32"]:
+            return f"{entry['name']} fails its CRC-32 check (corrupt)"
+    return None
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def ensure(table: str, scale_rows: int, seed: int, data_dir: Path, progress=print) -> Path:
+    """The path of a valid cached dataset, generating (or regenerating) it when needed."""
+    progress = progress or _quiet
+    path = dataset_dir(data_dir, table, scale_rows, seed)
+    if path.exists():
+        problem = verify(path)
+        if problem is None:
+            return path
+        progress(f"cached {path.name} is unusable ({problem}); regenerating")
+    generate(table, scale_rows, seed, path, progress)
+    return path
+
+
+def locate(table: str, scale_rows: int, seed: int, data_dir: Path) -> Path:
+    """The path of a dataset that `ensure` has already produced (cheap: the manifest must exist)."""
+    path = dataset_dir(data_dir, table, scale_rows, seed)
+    if not (path / MANIFEST).is_file():
+        raise DataError(f"dataset {path} is missing; generate it with `python -m harness generate`")
+    return path
+
+
+def generate(table: str, scale_rows: int, seed: int, path: Path, progress=print) -> Path:
+    """Build the table into a temporary directory beside `path`, then swap it into place."""
+    progress = progress or _quiet
+    if table not in TABLES:
+        raise DataError(f"unknown table '{table}' (known: {', '.join(TABLES)})")
+    spec = TABLES[table]
+    rows = spec.rows(scale_rows)
+    bounds = [(s, min(s + CHUNK_ROWS, rows)) for s in range(0, rows, CHUNK_ROWS)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        def write(index: int) -> dict:
+            start, stop = bounds[index]
+            name = f"part-{index:05d}.parquet"
+            pq.write_table(spec.chunk(scale_rows, start, stop, _rng(seed, table, index)), tmp / name,
+                           row_group_size=CHUNK_ROWS, store_schema=False)
+            return {"name": name, "rows": stop - start, "bytes": (tmp / name).stat().st_size,
+                    "crc32": _crc32(tmp / name)}
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+            files = list(pool.map(write, range(len(bounds))))
+        manifest = {"table": table, "scale_rows": scale_rows, "rows": rows, "seed": seed,
+                    "generator_version": GENERATOR_VERSION, "files": files}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        _swap_into_place(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    progress(f"generated {table}: {rows:,} rows in {len(files)} file(s) -> {path}")
+    return path
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    if path.exists():
+        stale = path.with_name(f".{path.name}.stale-{os.getpid()}")
+        os.rename(path, stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        # Another process finished the same dataset first; keep theirs if it is sound.
+        if verify(path) is not None:
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
