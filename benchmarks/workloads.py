@@ -1,0 +1,36 @@
+"""Every registered workload under every engine and scale: engines are lines on the same graph.
+
+Settings (host overlay, scales, overrides) come from PREPBENCH_* variables; `python -m harness bench` sets
+them. One process per benchmark: the session starts and the workload warms up in setup(), outside the
+timed region; number = 1 so that setup() is not repeated between timed calls.
+"""
+
+from harness import EngineUnavailable, config, trial, workloads
+
+SETTINGS = config.RunSettings.from_env()
+
+
+class Workloads:
+    params = (config.engines(), list(workloads.registry()), list(SETTINGS.scales))
+    param_names = ("engine", "workload", "scale")
+    number = 1
+    repeat = (3, 10, 120.0)
+    rounds = 1
+    warmup_time = 0
+    timeout = 3600
+
+    def setup_cache(self):
+        return trial.prepare_run(SETTINGS)
+
+    def setup(self, run_dir, engine, workload, scale):
+        try:
+            self.trial = trial.Trial(run_dir, engine, workload, scale, SETTINGS)
+        except EngineUnavailable as skip:
+            raise NotImplementedError(str(skip)) from None
+
+    def time_workload(self, run_dir, engine, workload, scale):
+        self.trial.run_once()
+
+    def teardown(self, run_dir, engine, workload, scale):
+        if hasattr(self, "trial"):
+            self.trial.finish()

@@ -1,0 +1,218 @@
+"""``python -m harness``: run the benchmarks through asv, summarize a run, inspect configuration, fetch data."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from . import REPO_ROOT, HarnessError, data, plugin, records, report, session, versions, workloads
+from .config import RunSettings, engines, merge, redact, scale_rows
+from .trial import RUN_DIR_ENV
+
+SMOKE_SCALE = "1e4"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    bench = commands.add_parser("bench", help="run the asv benchmarks, then summarize the run")
+    bench.add_argument("--smoke", action="store_true",
+                       help=f"every benchmark once at scale {SMOKE_SCALE}, not saved to asv's history (asv --dry-run)")
+    _run_options(bench)
+    bench.add_argument("--bench", "-b", metavar="REGEX", help="only benchmarks whose name matches (asv --bench)")
+    bench.add_argument("asv_args", nargs=argparse.REMAINDER, help="after --: passed to `asv run` unchanged")
+
+    show = commands.add_parser("summary", help="print the summary of a run (the latest by default)")
+    show.add_argument("run_dir", nargs="?", type=Path)
+    show.add_argument("--results-dir", type=Path, default=RunSettings().results_dir)
+
+    conf = commands.add_parser("config", help="show the merged Spark configuration and where each value comes from")
+    conf.add_argument("--engine", default="cpu", choices=engines())
+    _run_options(conf)
+
+    gen = commands.add_parser("generate", help="generate (or check) the cached datasets")
+    gen.add_argument("--tables", default=",".join(data.TABLES), help="comma-separated tables (default: all)")
+    _run_options(gen)
+
+    doctor = commands.add_parser("doctor", help="what this host has, and which engines can run here")
+    doctor.add_argument("--host", help="host overlay in conf/hosts/ (default: local)")
+    commands.add_parser("workloads", help="list the registered workloads")
+    commands.add_parser("fetch-plugin", help="download the pinned RAPIDS Accelerator jar into the cache")
+    keys = commands.add_parser("rapids-keys", help="rewrite conf/keys/rapids-<version>.tsv from the plugin jar")
+    keys.add_argument("--jar", type=Path, help="the plugin jar (default: the one the GPU engine would use)")
+
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except HarnessError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run_options(parser) -> None:
+    parser.add_argument("--host", help="host overlay in conf/hosts/ (default: local)")
+    parser.add_argument("--scales", help="comma-separated row counts, e.g. 1e6,1e7 (default: 1e6,1e7)")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a Spark property; repeatable; wins over every file")
+    parser.add_argument("--results-dir", type=Path, help="where run directories go (default: results/runs)")
+
+
+def _settings(args, default_scales=None) -> RunSettings:
+    """Environment first (PREPBENCH_*), then command-line options on top."""
+    base = RunSettings.from_env()
+    scales = args.scales or default_scales
+    return RunSettings(
+        host=args.host or base.host,
+        scales=tuple(s.strip() for s in scales.split(",")) if scales else base.scales,
+        overrides=(*base.overrides, *args.conf),
+        seed=base.seed,
+        data_dir=base.data_dir,
+        results_dir=args.results_dir or base.results_dir,
+    )
+
+
+def cmd_bench(args) -> int:
+    smoke_results = REPO_ROOT / "results" / "smoke"
+    if args.smoke and not args.results_dir:
+        args.results_dir = smoke_results
+    settings = _settings(args, default_scales=SMOKE_SCALE if args.smoke else None)
+    for engine in engines():  # bad configuration fails here, before asv starts a process per benchmark
+        settings.spark_conf(engine)
+    run_dir = records.new_run(settings)
+    print(f"prepbench: run directory {run_dir}", flush=True)
+    env = {**os.environ, **settings.to_env(), RUN_DIR_ENV: str(run_dir)}
+    _ensure_asv_machine(env)
+    command = [sys.executable, "-m", "asv", "run", "--python=same"]
+    if args.smoke:
+        command += ["--dry-run", "--quick"]
+    else:
+        command += ["--set-commit-hash", _commit()]
+    if args.bench:
+        command += ["--bench", args.bench]
+    command += [a for a in args.asv_args if a != "--"]
+    print("prepbench: " + " ".join(command), flush=True)
+    asv_status = subprocess.run(command, cwd=REPO_ROOT, env=env).returncode
+    text = report.summary(run_dir)
+    summary_file = run_dir / "summary.txt"
+    tmp = summary_file.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, summary_file)
+    print("\n" + text + f"\nsummary written to {summary_file}")
+    problems = report.problems(run_dir)
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    return asv_status or (1 if problems else 0)
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise HarnessError("asv saves results per commit: run from a git checkout with at least one commit "
+                           "(or use --smoke, which saves nothing to asv's history)")
+    return done.stdout.strip()
+
+
+def _ensure_asv_machine(env) -> None:
+    """asv asks about the machine interactively the first time; answer with its detected defaults."""
+    machine_file = Path.home() / ".asv-machine.json"
+    known = records.read_json(machine_file) or {}
+    if platform.node() not in known:
+        subprocess.run([sys.executable, "-m", "asv", "machine", "--yes"], cwd=REPO_ROOT, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+
+
+def cmd_summary(args) -> int:
+    run_dir = args.run_dir or report.latest_run(args.results_dir)
+    print(report.summary(run_dir), end="")
+    return 0
+
+
+def cmd_config(args) -> int:
+    settings = _settings(args)
+    conf = merge(args.engine, settings.host, settings.overrides)
+    width = max(map(len, conf))
+    print(f"# engine {args.engine}, host {settings.host}: spark-defaults.conf format, secrets redacted")
+    for key, setting in sorted(conf.items()):
+        replaced = f" (replaces {', '.join(setting.replaced)})" if setting.replaced else ""
+        print(f"{key.ljust(width)}  {redact(key, setting.value)}    # {setting.source}{replaced}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    settings = _settings(args)
+    for scale in settings.scales:
+        for table in args.tables.split(","):
+            path = data.ensure(table.strip(), scale_rows(scale), settings.seed, settings.data_dir)
+            print(f"{table} at {scale}: {path}")
+    return 0
+
+
+def cmd_fetch_plugin(args) -> int:
+    plugin.fetch_jar()
+    return 0
+
+
+def cmd_rapids_keys(args) -> int:
+    print(f"wrote {plugin.write_catalogue(args.jar or plugin.find_jar())}")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    """Runs each engine's real pre-JVM checks; exits 1 if any engine cannot run here."""
+    settings = RunSettings.from_env()
+    settings = RunSettings(**{**settings.__dict__, "host": args.host or settings.host})
+    env = records.environment()
+    pairing_ = versions.pairing()
+    print(f"java:    {env['java'] or 'not found'} ({shutil.which('java') or 'java is not on PATH'})")
+    print(f"spark:   pinned {pairing_.spark}, installed {_installed_pyspark()}")
+    print(f"plugin:  RAPIDS Accelerator {pairing_.rapids} (Scala {pairing_.scala}), shim {pairing_.shim}")
+    try:
+        print(f"         jar {plugin.find_jar()}")
+    except HarnessError as err:
+        print("         " + str(err).replace("\n", "\n         "))
+    for g in env["gpus"]:
+        print(f"gpu {g['index']}:   {g['name']}, {g['memory_bytes'] / 2**30:.0f} GiB, driver {g['driver']}, "
+              f"CUDA {g['cuda_driver_version'] // 1000}.{g['cuda_driver_version'] % 1000 // 10}")
+    if not env["gpus"]:
+        print(f"gpus:    none ({env['gpu_unavailable_reason']})")
+    failed = 0
+    for engine in engines():
+        try:
+            session.preflight(engine, settings.spark_conf(engine))
+            print(f"engine {engine}: can run here")
+        except HarnessError as err:
+            failed += 1
+            print(f"engine {engine}: cannot run here: {err}")
+    return 1 if failed else 0
+
+
+def _installed_pyspark() -> str:
+    try:
+        import pyspark
+    except ImportError:
+        return "none (install the suite: see README.md)"
+    return pyspark.__version__
+
+
+def cmd_workloads(args) -> int:
+    for name, w in workloads.registry().items():
+        print(f"{name:<24} {w.family:<10} {','.join(w.tables):<22} {w.description}")
+    return 0
+
+
+COMMANDS = {
+    "bench": cmd_bench,
+    "summary": cmd_summary,
+    "config": cmd_config,
+    "generate": cmd_generate,
+    "doctor": cmd_doctor,
+    "workloads": cmd_workloads,
+    "fetch-plugin": cmd_fetch_plugin,
+    "rapids-keys": cmd_rapids_keys,
+}

@@ -1,0 +1,110 @@
+"""What one benchmark process runs: one engine x workload x scale, from session start to its record.
+
+asv's classes in ``benchmarks/`` are thin wrappers around ``prepare_run`` (once per asv run) and ``Trial``
+(once per benchmark process); the integration tests drive the same two, so what is tested is what runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import EngineUnavailable, data, records, session, workloads
+from .config import RunSettings, recorded, scale_rows
+
+RUN_DIR_ENV = "PREPBENCH_RUN_DIR"
+
+
+def prepare_run(settings: RunSettings, progress=print) -> str:
+    """Once per run: the run directory, every dataset the workloads need at every scale, the class archive."""
+    run_dir = Path(os.environ[RUN_DIR_ENV]) if os.environ.get(RUN_DIR_ENV) else records.new_run(settings)
+    tables = sorted({table for w in workloads.registry().values() for table in w.tables})
+    for scale in settings.scales:
+        for table in tables:
+            data.ensure(table, scale_rows(scale), settings.seed, settings.data_dir, progress)
+    session.build_class_archive(settings, progress)
+    return str(run_dir)
+
+
+class Trial:
+    """Session, data, warm-up and checksum outside the timed region; then timed runs; then the record.
+
+    The record is written when the trial starts (status "running"), so a process that dies leaves a trace,
+    and again when it ends ("ok", "skipped" or "failed" with the reason).
+    """
+
+    def __init__(self, run_dir: str | Path, engine: str, workload: str, scale: str, settings: RunSettings):
+        self.workload = workloads.get(workload)
+        self.path = records.record_path(run_dir, engine, workload, scale)
+        rows = scale_rows(scale)
+        self.record = records.read_json(self.path) or {
+            "schema": records.SCHEMA, "engine": engine, "workload": workload, "family": self.workload.family,
+            "scale": scale, "rows": self.workload.rows(rows), "samples_s": [], "session_start_s": [],
+            "warmup_s": [],
+        }
+        self.samples: list[float] = []
+        try:
+            self.session = session.start(engine, settings)
+        except EngineUnavailable as err:
+            self._close("skipped", str(err))
+            raise
+        except Exception as err:
+            self._close("failed", f"session did not start: {err}")
+            raise
+        self.record["session_start_s"].append(self.session.start_seconds)
+        self.record["config"] = recorded(self.session.conf)
+        self._save("running")
+        try:
+            spark = self.session.spark
+            tables = {t: spark.read.parquet(str(data.locate(t, rows, settings.seed, settings.data_dir)))
+                      for t in self.workload.tables}
+            self.df = self.workload.build(tables)
+            began = time.perf_counter()
+            self.workload.force(self.df)
+            self.record["warmup_s"].append(time.perf_counter() - began)
+            if "checksum" not in self.record:
+                self.record["checksum"] = workloads.checksum(self.df)
+        except Exception as err:
+            self._close("failed", f"{type(err).__name__}: {err}")
+            raise
+        self._save("running")
+
+    def run_once(self) -> float:
+        began = time.perf_counter()
+        try:
+            self.workload.force(self.df)
+        except Exception as err:
+            self._close("failed", f"{type(err).__name__}: {err}")
+            raise
+        elapsed = time.perf_counter() - began
+        self.samples.append(elapsed)
+        return elapsed
+
+    def finish(self) -> dict:
+        if self.record.get("status") == "running":
+            self.record["samples_s"] += self.samples
+            self.samples = []
+            self._save("ok")
+        return self.record
+
+    def _close(self, status: str, reason: str) -> None:
+        self.record["reason"] = reason
+        self._save(status)
+
+    def _save(self, status: str) -> None:
+        self.record["status"] = status
+        records.write_json(self.path, self.record)
+
+
+def fixed_cost_probe(workload: str, scale: str) -> None:
+    """Everything a benchmark process does before its first timed run, in a throwaway run directory."""
+    settings = RunSettings.from_env()
+    with tempfile.TemporaryDirectory() as run_dir:
+        Trial(run_dir, "cpu", workload, scale, settings)
+
+
+if __name__ == "__main__":  # `python -m harness.trial WORKLOAD SCALE`: the fixed-cost benchmark's child
+    fixed_cost_probe(sys.argv[1], sys.argv[2])
