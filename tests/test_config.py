@@ -1,0 +1,154 @@
+"""Configuration layering, provenance, validation (every error path) and redaction."""
+
+import json
+
+import pytest
+
+from harness import config
+from harness.config import ConfigError, RunSettings, merge, redact
+
+
+@pytest.fixture
+def conf_dir(tmp_path):
+    (tmp_path / "engines").mkdir()
+    (tmp_path / "hosts").mkdir()
+    (tmp_path / "base.conf").write_text(
+        "# comment\nspark.master  local[*]\nspark.sql.shuffle.partitions 200\nspark.app.name=base\n")
+    (tmp_path / "engines" / "cpu.conf").write_text("spark.sql.shuffle.partitions 64\n")
+    (tmp_path / "engines" / "gpu.conf").write_text("spark.rapids.sql.enabled true\n")
+    (tmp_path / "hosts" / "small.conf").write_text("spark.sql.shuffle.partitions: 8\nspark.driver.memory 2g\n")
+    return tmp_path
+
+
+def test_layers_merge_in_order_and_remember_their_source(conf_dir):
+    merged = merge("cpu", "small", ("spark.driver.memory=3g",), conf_dir=conf_dir)
+    assert merged["spark.master"].value == "local[*]"
+    assert merged["spark.app.name"].value == "base"
+    partitions = merged["spark.sql.shuffle.partitions"]
+    assert partitions.value == "8"
+    assert partitions.source.endswith("hosts/small.conf:1")
+    assert [s.rsplit("/", 1)[-1] for s in partitions.replaced] == ["base.conf:3", "cpu.conf:1"]
+    assert merged["spark.driver.memory"].value == "3g"
+    assert merged["spark.driver.memory"].source == config.COMMAND_LINE
+
+
+def test_engine_files_differ_only_in_their_own_lines(conf_dir):
+    cpu, gpu = merge("cpu", "small", conf_dir=conf_dir), merge("gpu", "small", conf_dir=conf_dir)
+    assert set(gpu) - set(cpu) == {"spark.rapids.sql.enabled"}
+
+
+def test_shipped_configuration_merges_for_every_engine():
+    assert config.engines() == ["cpu", "gpu"]
+    for engine in config.engines():
+        merged = merge(engine)
+        assert merged["spark.master"].value == "local[*]"
+    assert merge("gpu")["spark.plugins"].value == "com.nvidia.spark.SQLPlugin"
+    assert "spark.plugins" not in merge("cpu")
+
+
+def test_unknown_rapids_key_suggests_the_nearest(conf_dir):
+    with pytest.raises(ConfigError, match=r"unknown RAPIDS Accelerator key 'spark\.rapids\.sql\.concurentGpuTasks'"
+                                          r".*did you mean 'spark\.rapids\.sql\.concurrentGpuTasks'"):
+        merge("cpu", "small", ("spark.rapids.sql.concurentGpuTasks=2",), conf_dir=conf_dir)
+
+
+def test_unknown_rapids_key_in_a_file_names_file_and_line(conf_dir):
+    (conf_dir / "hosts" / "small.conf").write_text("\n\nspark.rapids.memory.pinnedPool.sizee 1g\n")
+    with pytest.raises(ConfigError, match=r"small\.conf:3: .*did you mean 'spark\.rapids\.memory\.pinnedPool\.size'"):
+        merge("cpu", "small", conf_dir=conf_dir)
+
+
+def test_operator_switches_built_at_run_time_are_accepted_but_typed():
+    config.validate("spark.rapids.sql.exec.ProjectExec", "false", "test")
+    config.validate("spark.rapids.sql.expression.Upper", "true", "test")
+    with pytest.raises(ConfigError, match="true or false"):
+        config.validate("spark.rapids.sql.exec.ProjectExec", "off", "test")
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("spark.sql.shuffle.partitions", "many", "a whole number"),
+    ("spark.sql.adaptive.enabled", "yes", "true or false"),
+    ("spark.driver.memory", "lots", "a size such as 512m"),
+    ("spark.task.resource.gpu.amount", "a quarter", "a number"),
+    ("spark.rapids.sql.concurrentGpuTasks", "2.5", "a whole number"),
+    ("spark.rapids.memory.pinnedPool.size", "8 gigs", "a size"),
+])
+def test_values_of_the_wrong_type_are_rejected(key, value, expected):
+    with pytest.raises(ConfigError, match=rf"command line: {key} must be {expected}"):
+        merge("cpu", "local", (f"{key}={value}",))
+
+
+@pytest.mark.parametrize("key, value", [
+    ("spark.driver.memory", "512m"), ("spark.driver.memory", "4G"), ("spark.sql.autoBroadcastJoinThreshold", "-1"),
+    ("spark.task.resource.gpu.amount", "0.25"), ("spark.rapids.sql.enabled", "FALSE"),
+    ("spark.some.key.spark.does.not.know", "anything"),
+])
+def test_values_of_the_right_type_pass(key, value):
+    assert merge("cpu", "local", (f"{key}={value}",))[key].value == value
+
+
+def test_missing_files_say_what_exists(conf_dir):
+    with pytest.raises(ConfigError, match=r"no host named 'big'.*known: small"):
+        merge("cpu", "big", conf_dir=conf_dir)
+    with pytest.raises(ConfigError, match=r"no engine named 'tpu'.*known: cpu, gpu"):
+        merge("tpu", "small", conf_dir=conf_dir)
+    (conf_dir / "base.conf").unlink()
+    with pytest.raises(ConfigError, match=r"configuration file not found: .*base\.conf"):
+        merge("cpu", "small", conf_dir=conf_dir)
+
+
+def test_a_key_without_a_value_is_an_error(conf_dir):
+    (conf_dir / "engines" / "cpu.conf").write_text("spark.sql.shuffle.partitions\n")
+    with pytest.raises(ConfigError, match=r"cpu\.conf:1: 'spark\.sql\.shuffle\.partitions' has no value"):
+        merge("cpu", "small", conf_dir=conf_dir)
+
+
+@pytest.mark.parametrize("override", ["spark.sql.shuffle.partitions", "=4", "spark.x="])
+def test_malformed_overrides_are_rejected(override):
+    with pytest.raises(ConfigError, match="must look like key=value"):
+        merge("cpu", "local", (override,))
+
+
+@pytest.mark.parametrize("key, value, hidden", [
+    ("spark.hadoop.fs.s3a.secret.key", "hunter2", "hunter2"),
+    ("spark.hadoop.fs.s3a.access.key", "AKIAEXAMPLE", "AKIAEXAMPLE"),
+    ("spark.ssl.keyPassword", "pw1", "pw1"),
+    ("spark.authenticate.secret", "s3cr3t", "s3cr3t"),
+    ("spark.eventLog.dir", "s3a://alice:topsecret@bucket/logs", "topsecret"),
+    ("spark.jars", "https://repo/x.jar?token=abc123", "abc123"),
+    ("spark.kubernetes.driverEnv.API_TOKEN", "tok", "tok"),
+])
+def test_secrets_are_redacted(key, value, hidden):
+    shown = redact(key, value)
+    assert hidden not in shown
+    assert config.REDACTED in shown
+
+
+def test_plain_values_are_kept():
+    assert redact("spark.eventLog.dir", "s3a://bucket/logs") == "s3a://bucket/logs"
+    assert redact("spark.sql.shuffle.partitions", "8") == "8"
+
+
+def test_recorded_configuration_is_redacted_and_keeps_sources():
+    merged = merge("cpu", "local", ("spark.hadoop.fs.s3a.secret.key=hunter2",))
+    recorded = config.recorded(merged)
+    assert "hunter2" not in json.dumps(recorded)
+    assert recorded["spark.sql.shuffle.partitions"]["source"].endswith("hosts/local.conf:4")
+
+
+def test_run_settings_travel_through_the_environment(tmp_path):
+    settings = RunSettings(host="local", scales=("1e4", "2e5"), overrides=("a.b=c d",), seed=7,
+                           data_dir=tmp_path / "d", results_dir=tmp_path / "r")
+    assert RunSettings.from_env(settings.to_env()) == settings
+    assert RunSettings.from_env({}) == RunSettings()
+
+
+@pytest.mark.parametrize("scale, rows", [("1e4", 10_000), ("250000", 250_000), ("1e8", 100_000_000)])
+def test_scales(scale, rows):
+    assert config.scale_rows(scale) == rows
+
+
+@pytest.mark.parametrize("scale", ["tiny", "1e2", "0", "-5", "1.5e6", "1e10"])
+def test_bad_scales_are_rejected(scale):
+    with pytest.raises(ConfigError, match="scale"):
+        RunSettings(scales=(scale,))
