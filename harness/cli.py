@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import platform
 import shutil
@@ -90,7 +92,7 @@ def cmd_bench(args) -> int:
     _ensure_asv_machine(env)
     command = [sys.executable, "-m", "asv", "run", "--python=same"]
     if args.smoke:
-        command += ["--dry-run", "--quick"]
+        command += ["--dry-run", "--quick", "--config", str(_scratch_asv_config(run_dir))]
     else:
         command += ["--set-commit-hash", _commit()]
     if args.bench:
@@ -108,6 +110,18 @@ def cmd_bench(args) -> int:
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
     return asv_status or (1 if problems else 0)
+
+
+def _scratch_asv_config(run_dir: Path) -> Path:
+    """asv.conf.json with asv's own files sent into the run directory: a smoke run leaves results/asv alone."""
+    text = (REPO_ROOT / "asv.conf.json").read_text()
+    conf = json.loads("\n".join(line for line in text.splitlines() if not line.strip().startswith("//")))
+    conf.update(repo=str(REPO_ROOT), benchmark_dir=str(REPO_ROOT / conf["benchmark_dir"]),
+                results_dir=str(run_dir / "asv"), html_dir=str(run_dir / "asv-html"))
+    path = run_dir / "asv" / "asv.conf.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(conf, indent=1))
+    return path
 
 
 def _commit() -> str:
@@ -166,7 +180,7 @@ def cmd_rapids_keys(args) -> int:
 def cmd_doctor(args) -> int:
     """Runs each engine's real pre-JVM checks; exits 1 if any engine cannot run here."""
     settings = RunSettings.from_env()
-    settings = RunSettings(**{**settings.__dict__, "host": args.host or settings.host})
+    settings = dataclasses.replace(settings, host=args.host or settings.host)
     env = records.environment()
     pairing_ = versions.pairing()
     print(f"java:    {env['java'] or 'not found'} ({shutil.which('java') or 'java is not on PATH'})")

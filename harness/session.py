@@ -108,11 +108,14 @@ def start(engine: str, settings: RunSettings, extra_java_options: str = "") -> E
 
 
 def class_archive_path() -> Path:
-    """The archive for this JDK, this Spark and this environment (any change makes a new one)."""
+    """The archive for this JDK and these Spark jars. The JVM ignores an archive whose classpath jars changed
+    (a reinstall rewrites them), so their sizes and times are part of the name."""
     import pyspark
 
     java = os.path.realpath(java_binary())
-    key = f"{java}:{os.stat(java).st_mtime_ns}:{pyspark.__version__}:{pyspark.__file__}:{sys.prefix}"
+    jars = sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
+    key = ";".join([java, str(os.stat(java).st_mtime_ns), sys.prefix,
+                    *(f"{j.name}:{j.stat().st_size}:{j.stat().st_mtime_ns}" for j in jars)])
     return plugin.cache_dir() / "class-archive" / f"spark-{hashlib.sha1(key.encode()).hexdigest()[:16]}.jsa"
 
 

@@ -1,5 +1,6 @@
 """Sessions: one engine per process, settings from configuration, and the GPU engine refused before any JVM."""
 
+import dataclasses
 import os
 import sys
 
@@ -66,9 +67,7 @@ def test_gpu_engine_with_jar_and_gpu_gets_the_jar_on_its_classpath(monkeypatch, 
 
 
 def test_master_urls_pass_through_unchanged(settings):
-    from harness.config import RunSettings
-
-    cluster = RunSettings(**{**settings.__dict__, "overrides": ("spark.master=spark://10.0.0.5:7077",)})
+    cluster = dataclasses.replace(settings, overrides=("spark.master=spark://10.0.0.5:7077",))
     assert session.preflight("cpu", cluster.spark_conf("cpu"))["spark.master"].value == "spark://10.0.0.5:7077"
 
 
