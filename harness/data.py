@@ -12,7 +12,11 @@ Shapes follow the public groupby and join benchmarks (h2oai db-benchmark), so fi
   int keys), v1 (int 1-5), v2 (int 1-15), v3 (float 0-100).
 * ``join_x`` (N rows) and ``join_small``, ``join_medium``, ``join_big`` (N/1e6, N/1e3 and N rows): the
   right tables hold 90% of the keys the fact table draws from, plus 10% it never uses.
-* ``features``: numeric columns (one with nulls), low and high cardinality categories, a Zipf-skewed key.
+* ``features``: numeric columns (one with nulls), low and high cardinality categories, and two keys over the
+  same range (N/10 values), one uniform and one Zipf-skewed.
+* ``corpus`` (N/100 documents of 20-200 words): word frequencies follow Zipf's law over a generated
+  vocabulary led by English stop words, with capitalized and punctuated forms; 5% of documents are exact
+  copies of an earlier one and 5% near copies (5% of their words replaced).
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import HarnessError
+from . import CONF_DIR, HarnessError
+from .config import read_properties
 
 # Bump when any table's content changes: it is part of the cache key.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 CHUNK_ROWS = 1_000_000
 MANIFEST = "_manifest.json"  # leading underscore: Spark's reader skips it
 
@@ -88,6 +93,7 @@ class TableSpec:
     name: str
     rows: Callable[[int], int]  # table rows for a scale of n rows
     chunk: Callable[[int, int, int, np.random.Generator], pa.Table]  # (n, start, stop, rng) -> rows [start, stop)
+    chunk_rows: int = CHUNK_ROWS
 
 
 def _groupby_chunk(n, start, stop, rng):
@@ -143,9 +149,59 @@ def _features_chunk(n, start, stop, rng):
         "x4": rng.exponential(2.0, size),
         "cat_lo": _categorical(rng, _labels("c", 10, 2), size),
         "cat_hi": _categorical(rng, _labels("c", 1000, 4), size),
+        "key_uniform": rng.integers(1, max(n // 10, 1) + 1, size, dtype=np.int64),
         "key_zipf": np.minimum(rng.zipf(1.3, size), max(n // 10, 1)).astype(np.int64),
         "label": (rng.random(size) < 0.3).astype(np.int8),
     })
+
+
+STOP_WORDS = ("the", "of", "and", "to", "a", "in", "is", "that", "it", "for", "was", "on", "with", "as", "be",
+              "at", "by", "this", "from", "or", "an", "are", "not", "but", "which", "have", "were", "they", "you")
+VOCABULARY = 20_000
+_SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "qui", "dor", "len", "mar", "tes", "bri",
+              "cal", "fen", "gor", "hul", "jin", "kos", "lum", "nav", "pol", "ras", "sur", "tov", "var", "wex")
+_PUNCTUATION = (".", ",", "!", "?", ";", ":")
+
+
+@cache
+def _surface_forms(seed: int) -> tuple[pa.Array, np.ndarray]:
+    """Every written form of every word (plain, Capitalized, punctuated) and the Zipf CDF over the words."""
+    rng = _rng(seed, "vocabulary", 0)
+    made = VOCABULARY - len(STOP_WORDS)
+    syllables = pa.array(_SYLLABLES)
+    counts = rng.integers(2, 5, made)
+    picks = syllables.take(pa.array(rng.integers(0, len(_SYLLABLES), int(counts.sum()))))
+    offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+    invented = pc.binary_join(pa.ListArray.from_arrays(offsets, picks), "")
+    words = pa.concat_arrays([pa.array(STOP_WORDS), invented.cast(pa.string())])
+    marks = pa.array(np.array(_PUNCTUATION)[rng.integers(0, len(_PUNCTUATION), VOCABULARY)])
+    forms = pa.concat_arrays([words, pc.utf8_capitalize(words), pc.binary_join_element_wise(words, marks, "")])
+    weights = 1.0 / np.arange(1, VOCABULARY + 1) ** 1.1
+    return forms, np.cumsum(weights) / weights.sum()
+
+
+def _corpus_chunk(n, start, stop, rng):
+    docs = stop - start
+    forms, cdf = _surface_forms(0)
+    lengths = rng.integers(20, 201, docs)
+    drawn_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    words = np.minimum(np.searchsorted(cdf, rng.random(int(lengths.sum()))), VOCABULARY - 1)
+    form = np.select([rng.random(len(words)) < 0.10, rng.random(len(words)) < 0.08], [1, 2], 0)
+    drawn = words + form * VOCABULARY
+    # Duplicates: a document may copy an earlier one of its chunk, exactly or with a few words replaced.
+    kind = rng.random(docs)
+    source = np.arange(docs)
+    copies = (kind < 0.10) & (source > 0)
+    source[copies] = (rng.random(int(copies.sum())) * source[copies]).astype(np.int64)
+    out_lengths = lengths[source]
+    out_offsets = np.concatenate([[0], np.cumsum(out_lengths)])
+    total = int(out_offsets[-1])
+    position = np.arange(total) - np.repeat(out_offsets[:-1], out_lengths)
+    tokens = drawn[np.repeat(drawn_starts[source], out_lengths) + position]
+    near = np.repeat(copies & (kind >= 0.05), out_lengths) & (rng.random(total) < 0.05)
+    tokens[near] = rng.integers(0, VOCABULARY, int(near.sum()))
+    text = pc.binary_join(pa.ListArray.from_arrays(pa.array(out_offsets.astype(np.int32)), forms.take(pa.array(tokens))), " ")
+    return pa.table({"doc_id": np.arange(start, stop, dtype=np.int64), "text": text})
 
 
 TABLES: dict[str, TableSpec] = {
@@ -157,8 +213,42 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("join_medium", lambda n: _join_sizes(n)[1], _join_right(1)),
         TableSpec("join_big", lambda n: _join_sizes(n)[2], _join_right(2)),
         TableSpec("features", lambda n: n, _features_chunk),
+        TableSpec("corpus", lambda n: max(n // 100, 100), _corpus_chunk, chunk_rows=100_000),
     )
 }
+
+
+# ---------------------------------------------------------------------------------------------- user datasets
+
+DATASETS_ENV = "PREPBENCH_DATASETS"
+
+
+def user_datasets() -> dict[str, str]:
+    """The user's own Parquet datasets, `name path-or-URI` per line in conf/datasets.conf (or $PREPBENCH_DATASETS)."""
+    path = Path(os.environ.get(DATASETS_ENV) or CONF_DIR / "datasets.conf")
+    if not path.is_file():
+        if os.environ.get(DATASETS_ENV):
+            raise DataError(f"{DATASETS_ENV} names {path}, which does not exist")
+        return {}
+    found = {name: value for name, value, _ in read_properties(path)}
+    clash = sorted(set(found) & set(TABLES))
+    if clash:
+        raise DataError(f"{path}: dataset name(s) {clash} are taken by generated tables; rename them")
+    return found
+
+
+def known_tables() -> set[str]:
+    return set(TABLES) | set(user_datasets())
+
+
+def table_path(name: str, scale_rows: int, seed: int, data_dir: Path) -> str:
+    """Where Spark reads a table: the user's own path, or the generated dataset for this scale."""
+    return user_datasets().get(name) or str(locate(name, scale_rows, seed, data_dir))
+
+
+def table_rows(name: str, scale_rows: int) -> int | None:
+    """Rows of a generated table at this scale; None for a user dataset (count it)."""
+    return TABLES[name].rows(scale_rows) if name in TABLES else None
 
 
 # ---------------------------------------------------------------------------------------------- cache
@@ -231,7 +321,8 @@ def generate(table: str, scale_rows: int, seed: int, path: Path, progress=print)
         raise DataError(f"unknown table '{table}' (known: {', '.join(TABLES)})")
     spec = TABLES[table]
     rows = spec.rows(scale_rows)
-    bounds = [(s, min(s + CHUNK_ROWS, rows)) for s in range(0, rows, CHUNK_ROWS)]
+    step = min(spec.chunk_rows, CHUNK_ROWS)
+    bounds = [(s, min(s + step, rows)) for s in range(0, rows, step)]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
@@ -239,7 +330,7 @@ def generate(table: str, scale_rows: int, seed: int, path: Path, progress=print)
             start, stop = bounds[index]
             name = f"part-{index:05d}.parquet"
             pq.write_table(spec.chunk(scale_rows, start, stop, _rng(seed, table, index)), tmp / name,
-                           row_group_size=CHUNK_ROWS, store_schema=False)
+                           row_group_size=step, store_schema=False)
             return {"name": name, "rows": stop - start, "bytes": (tmp / name).stat().st_size,
                     "crc32": _crc32(tmp / name)}
 
