@@ -11,7 +11,7 @@ SETTINGS = config.RunSettings.from_env()
 
 
 class Workloads:
-    params = (config.engines(), list(workloads.registry()), list(SETTINGS.scales))
+    params = (config.engines(), workloads.selected(SETTINGS.workloads), list(SETTINGS.scales))
     param_names = ("engine", "workload", "scale")
     number = 1
     repeat = (3, 10, 120.0)

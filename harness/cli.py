@@ -62,6 +62,7 @@ def _run_options(parser) -> None:
     parser.add_argument("--scales", help="comma-separated row counts, e.g. 1e6,1e7 (default: 1e6,1e7)")
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                         help="override a Spark property; repeatable; wins over every file")
+    parser.add_argument("--workloads", help="comma-separated names or glob patterns, e.g. 'join_*,ml_pipeline'")
     parser.add_argument("--results-dir", type=Path, help="where run directories go (default: results/runs)")
 
 
@@ -74,6 +75,7 @@ def _settings(args, default_scales=None) -> RunSettings:
         scales=tuple(s.strip() for s in scales.split(",")) if scales else base.scales,
         overrides=(*base.overrides, *args.conf),
         seed=base.seed,
+        workloads=tuple(w.strip() for w in args.workloads.split(",")) if getattr(args, "workloads", None) else base.workloads,
         data_dir=base.data_dir,
         results_dir=args.results_dir or base.results_dir,
     )
@@ -86,6 +88,7 @@ def cmd_bench(args) -> int:
     settings = _settings(args, default_scales=SMOKE_SCALE if args.smoke else None)
     for engine in engines():  # bad configuration fails here, before asv starts a process per benchmark
         settings.spark_conf(engine)
+    workloads.selected(settings.workloads)
     run_dir = records.new_run(settings)
     print(f"prepbench: run directory {run_dir}", flush=True)
     env = {**os.environ, **settings.to_env(), RUN_DIR_ENV: str(run_dir)}

@@ -198,6 +198,7 @@ class RunSettings:
     scales: tuple[str, ...] = ("1e6", "1e7")
     overrides: tuple[str, ...] = ()
     seed: int = 42
+    workloads: tuple[str, ...] = ("*",)  # names or glob patterns, e.g. ("join_*", "ml_pipeline")
     data_dir: Path = field(default_factory=lambda: cache_dir() / "data")
     results_dir: Path = REPO_ROOT / "results" / "runs"
 
@@ -206,6 +207,7 @@ class RunSettings:
         "scales": "PREPBENCH_SCALES",
         "overrides": "PREPBENCH_CONF",
         "seed": "PREPBENCH_SEED",
+        "workloads": "PREPBENCH_WORKLOADS",
         "data_dir": "PREPBENCH_DATA_DIR",
         "results_dir": "PREPBENCH_RESULTS_DIR",
     }
@@ -223,7 +225,7 @@ class RunSettings:
             raw = environ.get(var)
             if not raw:
                 continue
-            if name == "scales":
+            if name in ("scales", "workloads"):
                 values[name] = tuple(s.strip() for s in raw.split(",") if s.strip())
             elif name == "overrides":
                 values[name] = tuple(json.loads(raw))
@@ -242,6 +244,7 @@ class RunSettings:
             self.ENV["scales"]: ",".join(self.scales),
             self.ENV["overrides"]: json.dumps(list(self.overrides)),
             self.ENV["seed"]: str(self.seed),
+            self.ENV["workloads"]: ",".join(self.workloads),
             self.ENV["data_dir"]: str(self.data_dir),
             self.ENV["results_dir"]: str(self.results_dir),
         }

@@ -73,8 +73,8 @@ def summary(run_dir: Path) -> str:
         samples = r.get("samples_s") or []
         median = statistics.median(samples) if samples else None
         table.append((
-            r["workload"], r["engine"], r["scale"], r.get("status", "?"), f"{r.get('rows', 0):,}",
-            _num(median, 3), _num(r["rows"] / median / 1e6 if median else None, 2),
+            r["workload"], r["engine"], r["scale"], r.get("status", "?"), f"{r['rows']:,}" if r.get("rows") else "-",
+            _num(median, 3), _num(r["rows"] / median / 1e6 if median and r.get("rows") else None, 2),
             _num(_mean(r.get("session_start_s")), 2), _num(_mean(r.get("warmup_s")), 2), str(len(samples)),
         ))
         if r.get("status") == "running":
@@ -98,7 +98,7 @@ def problems(run_dir: Path) -> list[str]:
     """What should make a run's command fail: failed benchmarks, unfinished ones, output mismatches."""
     run = load(run_dir)
     bad = [f"{r['workload']}/{r['engine']}/{r['scale']}: {r.get('status')}" for r in run.records
-           if r.get("status") in ("failed", "running")]
+           if r.get("status") in ("failed", "running", "mismatch")]
     bad += [f"{n}/{s}: {v}" for n, s, v in validations(run) if v.startswith("MISMATCH")]
     return bad + [f"unreadable record {n}" for n in run.unreadable]
 

@@ -135,7 +135,7 @@ def build_class_archive(settings: RunSettings, progress=print) -> Path | None:
         return archive
     archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(f".{archive.name}.{os.getpid()}")
-    progress("building the JVM class archive (once per machine, about 15 s)")
+    progress("building the JVM class archive (once per machine, about 30 s)")
     env = {**os.environ, **settings.to_env()}
     done = subprocess.run([sys.executable, "-m", "harness.session", str(partial)], env=env,
                           capture_output=True, text=True)

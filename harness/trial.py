@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import EngineUnavailable, data, records, session, workloads
+from . import EngineUnavailable, HarnessError, data, records, session, workloads
 from .config import RunSettings, recorded, scale_rows
 
 RUN_DIR_ENV = "PREPBENCH_RUN_DIR"
@@ -21,7 +21,8 @@ RUN_DIR_ENV = "PREPBENCH_RUN_DIR"
 def prepare_run(settings: RunSettings, progress=print) -> str:
     """Once per run: the run directory, every dataset the workloads need at every scale, the class archive."""
     run_dir = Path(os.environ[RUN_DIR_ENV]) if os.environ.get(RUN_DIR_ENV) else records.new_run(settings)
-    tables = sorted({table for w in workloads.registry().values() for table in w.tables})
+    chosen = [workloads.get(name) for name in workloads.selected(settings.workloads)]
+    tables = sorted({table for w in chosen for table in w.tables if table in data.TABLES})
     for scale in settings.scales:
         for table in tables:
             data.ensure(table, scale_rows(scale), settings.seed, settings.data_dir, progress)
@@ -29,21 +30,27 @@ def prepare_run(settings: RunSettings, progress=print) -> str:
     return str(run_dir)
 
 
+class OutputMismatch(HarnessError):
+    """This engine's output differs from another engine's for the same workload and scale."""
+
+
 class Trial:
     """Session, data, warm-up and checksum outside the timed region; then timed runs; then the record.
 
-    The record is written when the trial starts (status "running"), so a process that dies leaves a trace,
-    and again when it ends ("ok", "skipped" or "failed" with the reason).
+    A timed run builds the workload's DataFrame and forces it, so work a workload does while building (an ML
+    fit, say) is timed too. The record is written when the trial starts (status "running"), so a process
+    that dies leaves a trace, and again when it ends: "ok", "skipped", "failed", or "mismatch" when the
+    output differs from another engine's in the same run (that benchmark then fails instead of being timed).
     """
 
     def __init__(self, run_dir: str | Path, engine: str, workload: str, scale: str, settings: RunSettings):
         self.workload = workloads.get(workload)
+        self.run_dir, self.engine, self.scale = Path(run_dir), engine, scale
         self.path = records.record_path(run_dir, engine, workload, scale)
         rows = scale_rows(scale)
         self.record = records.read_json(self.path) or {
             "schema": records.SCHEMA, "engine": engine, "workload": workload, "family": self.workload.family,
-            "scale": scale, "rows": self.workload.rows(rows), "samples_s": [], "session_start_s": [],
-            "warmup_s": [],
+            "scale": scale, "samples_s": [], "session_start_s": [], "warmup_s": [],
         }
         self.samples: list[float] = []
         try:
@@ -56,30 +63,49 @@ class Trial:
             raise
         self.record["session_start_s"].append(self.session.start_seconds)
         self.record["config"] = recorded(self.session.conf)
+        self.record["sql_conf"] = dict(self.workload.sql_conf)
         self._save("running")
         try:
             spark = self.session.spark
-            tables = {t: spark.read.parquet(str(data.locate(t, rows, settings.seed, settings.data_dir)))
-                      for t in self.workload.tables}
-            self.df = self.workload.build(tables)
-            began = time.perf_counter()
-            self.workload.force(self.df)
-            self.record["warmup_s"].append(time.perf_counter() - began)
+            self._settings = workloads.sql_settings(spark, self.workload)
+            self._settings.__enter__()  # for the life of this process: one workload per benchmark process
+            self.tables = {t: spark.read.parquet(data.table_path(t, rows, settings.seed, settings.data_dir))
+                           for t in self.workload.tables}
+            self.record["rows"] = sum(data.table_rows(t, rows) or df.count() for t, df in self.tables.items())
+            self.record["warmup_s"].append(self._force())
             if "checksum" not in self.record:
-                self.record["checksum"] = workloads.checksum(self.df)
+                self.record["checksum"] = workloads.checksum(self.workload.build(self.tables))
         except Exception as err:
             self._close("failed", f"{type(err).__name__}: {err}")
             raise
+        self._check_against_other_engines()
         self._save("running")
 
-    def run_once(self) -> float:
+    def _force(self) -> float:
         began = time.perf_counter()
+        figures = self.workload.force(self.workload.build(self.tables))
+        elapsed = time.perf_counter() - began
+        if figures:
+            self.record["figures"] = figures
+        return elapsed
+
+    def _check_against_other_engines(self) -> None:
+        for path in sorted(self.run_dir.glob(f"{self.workload.name}.*.{self.scale}.json")):
+            other = records.read_json(path)
+            if path == self.path or not other or other.get("status") != "ok" or "checksum" not in other:
+                continue
+            problems = workloads.compare(other["checksum"], self.record["checksum"], self.workload.float_rel_tol)
+            if problems:
+                reason = f"output differs from the {other['engine']} engine's: " + "; ".join(problems)
+                self._close("mismatch", reason)
+                raise OutputMismatch(f"{self.workload.name} at {self.scale} on {self.engine}: {reason}")
+
+    def run_once(self) -> float:
         try:
-            self.workload.force(self.df)
+            elapsed = self._force()
         except Exception as err:
             self._close("failed", f"{type(err).__name__}: {err}")
             raise
-        elapsed = time.perf_counter() - began
         self.samples.append(elapsed)
         return elapsed
 

@@ -1,24 +1,37 @@
-"""The workload registry: every module in this package declares one ``WORKLOAD``.
+"""The workload registry: built-in workloads in this package, user workloads in ``workloads/``.
 
 A workload is one small declaration (name, family, the tables it reads, how its DataFrame is built, and an
-independent pandas reference used by the tests). asv, the tests and the reports all read this registry, so
-adding a workload is adding one file here; nothing else lists them. The engine is never visible to a
-workload: the same ``build`` runs under every engine, which differ by configuration alone.
+independent pandas reference used by the tests). A module declares ``WORKLOAD`` or, for variants of one
+idea, ``WORKLOADS``. asv, the tests and the reports all read this registry, so adding a workload is adding
+a file; nothing else lists them. The engine is never visible to a workload: the same ``build`` runs under
+every engine, which differ by configuration alone.
+
+Users add workloads without touching the harness: a ``.sql`` file (header lines ``-- family:``,
+``-- tables:`` and ``-- description:``, then one query over the tables by name) or a ``.py`` file declaring
+``WORKLOAD`` like the built-ins, in ``workloads/`` at the repository root (or ``$PREPBENCH_WORKLOADS_DIR``).
+Tables are the generated ones or the user's own Parquet datasets named in ``conf/datasets.conf``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import importlib
+import importlib.util
 import math
+import os
 import pkgutil
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Callable
 
-from .. import HarnessError
-from ..data import TABLES
+from .. import REPO_ROOT, HarnessError
+from ..data import known_tables
 
-FAMILIES = ("featurize", "shuffle", "join")
+FAMILIES = ("featurize", "shuffle", "join", "handoff")
+USER_DIR_ENV = "PREPBENCH_WORKLOADS_DIR"
 
 
 def write_noop(df) -> None:
@@ -34,32 +47,99 @@ class Workload:
     build: Callable  # dict[table name, Spark DataFrame] -> Spark DataFrame
     reference: Callable | None  # dict[table name, pandas DataFrame] -> pandas DataFrame (same columns)
     description: str
-    force: Callable = write_noop
+    force: Callable = write_noop  # runs the plan; may return a dict of figures to record (bytes written, ...)
+    sql_conf: dict = field(default_factory=dict)  # runtime SQL settings this workload is defined by
     float_rel_tol: float = 1e-9  # relative tolerance for floating aggregates across engines
+    source: str = ""
 
     def __post_init__(self):
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
+            raise HarnessError(f"workload name '{self.name}' must be lower_snake_case (it names files and graphs)")
         if self.family not in FAMILIES:
             raise HarnessError(f"workload {self.name}: family must be one of {FAMILIES}, not '{self.family}'")
-        unknown = [t for t in self.tables if t not in TABLES]
+        unknown = [t for t in self.tables if t not in known_tables()]
         if unknown:
-            raise HarnessError(f"workload {self.name}: unknown table(s) {unknown} (known: {', '.join(TABLES)})")
+            raise HarnessError(f"workload {self.name}: unknown table(s) {unknown} "
+                               f"(known: {', '.join(sorted(known_tables()))}; add your own in conf/datasets.conf)")
 
-    def rows(self, scale_rows: int) -> int:
-        """Rows processed: every input row the workload reads, the figure cost per row divides by."""
-        return sum(TABLES[t].rows(scale_rows) for t in self.tables)
+
+@contextlib.contextmanager
+def sql_settings(spark, workload: Workload):
+    """The workload's runtime SQL settings, restored afterwards (a session outlives one workload in tests)."""
+    previous = {key: spark.conf.get(key, None) for key in workload.sql_conf}
+    for key, value in workload.sql_conf.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            spark.conf.unset(key) if value is None else spark.conf.set(key, value)
+
+
+# ---------------------------------------------------------------------------------------------- discovery
+
+
+def user_dir() -> Path:
+    return Path(os.environ.get(USER_DIR_ENV) or REPO_ROOT / "workloads")
+
+
+def _declared(namespace: dict, where: str) -> list[Workload]:
+    found = namespace.get("WORKLOADS") or ([namespace["WORKLOAD"]] if "WORKLOAD" in namespace else [])
+    return [w if w.source else Workload(**{**w.__dict__, "source": where}) for w in found]
+
+
+def _from_sql(path: Path) -> Workload:
+    text = path.read_text()
+    header = dict(re.findall(r"^--\s*(family|tables|description):\s*(.+?)\s*$", text, flags=re.M))
+    if "family" not in header or "tables" not in header:
+        raise HarnessError(f"{path}: a SQL workload starts with '-- family: <{'|'.join(FAMILIES)}>' and "
+                           "'-- tables: <name>, ...' lines")
+
+    def build(tables):
+        spark = next(iter(tables.values())).sparkSession
+        for name, df in tables.items():
+            df.createOrReplaceTempView(name)
+        return spark.sql(text)
+
+    tables = tuple(t.strip() for t in header["tables"].split(",") if t.strip())
+    return Workload(path.stem, header["family"], tables, build, None, header.get("description", path.name),
+                    source=str(path))
+
+
+def _from_python(path: Path) -> list[Workload]:
+    spec = importlib.util.spec_from_file_location(f"prepbench_user_workloads.{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return _declared(vars(module), str(path))
 
 
 @cache
 def registry() -> dict[str, Workload]:
-    found: dict[str, Workload] = {}
+    found: list[Workload] = []
     for module in pkgutil.iter_modules(__path__):
-        workload = getattr(importlib.import_module(f"{__name__}.{module.name}"), "WORKLOAD", None)
-        if workload is None:
-            continue
-        if workload.name in found:
-            raise HarnessError(f"two workloads are named '{workload.name}'")
-        found[workload.name] = workload
-    return dict(sorted(found.items(), key=lambda kv: (FAMILIES.index(kv[1].family), kv[0])))
+        found += _declared(vars(importlib.import_module(f"{__name__}.{module.name}")), f"{__name__}.{module.name}")
+    if user_dir().is_dir():
+        for path in sorted(user_dir().iterdir()):
+            if path.suffix == ".sql":
+                found.append(_from_sql(path))
+            elif path.suffix == ".py" and not path.name.startswith("_"):
+                found += _from_python(path)
+    by_name: dict[str, Workload] = {}
+    for workload in found:
+        if workload.name in by_name:
+            raise HarnessError(f"two workloads are named '{workload.name}': "
+                               f"{by_name[workload.name].source} and {workload.source}")
+        by_name[workload.name] = workload
+    return dict(sorted(by_name.items(), key=lambda kv: (FAMILIES.index(kv[1].family), kv[0])))
+
+
+def selected(patterns) -> list[str]:
+    """Registered workload names matching any of the patterns (names or globs); an unmatched pattern is an error."""
+    names = list(registry())
+    for pattern in patterns:
+        if not fnmatch.filter(names, pattern):
+            raise HarnessError(f"no workload matches '{pattern}' (see `python -m harness workloads`)")
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
 
 
 def get(name: str) -> Workload:
@@ -76,18 +156,27 @@ def checksum(df) -> dict:
     """An order-insensitive fingerprint of a DataFrame, computed by Spark in one aggregation.
 
     Integer, string and other exact columns feed one 64-bit hash per row, summed (exact comparison).
-    Floating columns are summed as absolute values with their non-null count (compared within a relative
-    tolerance, since summation order differs between engines and partitionings).
+    Floating columns, arrays of them and ML vectors are summed as absolute values with their count
+    (compared within a relative tolerance: summation order differs between engines and partitionings).
     """
+    from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
-    floating = [c for c, t in df.dtypes if t in ("float", "double")]
-    exact = [c for c, _ in df.dtypes if c not in floating]
+    for name, kind in df.dtypes:
+        if kind == "vector":
+            df = df.withColumn(name, vector_to_array(name))
+    kinds = dict(df.dtypes)
+    floating = [c for c, t in kinds.items() if t in ("float", "double", "array<float>", "array<double>")]
+    exact = [c for c in kinds if c not in floating]
     aggs = [F.count(F.lit(1)).alias("rows")]
     if exact:
         aggs.append(F.sum(F.xxhash64(*exact).bitwiseAND(0xFFFFFFFF)).alias("hash"))
     for c in floating:
-        aggs += [F.sum(F.abs(c)).alias(f"abs_sum:{c}"), F.count(c).alias(f"count:{c}")]
+        if kinds[c].startswith("array"):
+            total = F.aggregate(c, F.lit(0.0), lambda acc, x: acc + F.abs(x))
+            aggs += [F.sum(total).alias(f"abs_sum:{c}"), F.sum(F.size(c)).alias(f"count:{c}")]
+        else:
+            aggs += [F.sum(F.abs(c)).alias(f"abs_sum:{c}"), F.count(c).alias(f"count:{c}")]
     row = df.agg(*aggs).first().asDict()
     return {
         "rows": row["rows"],

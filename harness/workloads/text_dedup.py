@@ -1,0 +1,72 @@
+"""Deduplicating the corpus: exact copies by content hash, near copies with MinHash LSH.
+
+Exact: documents whose cleaned text is identical share a SHA-256; each group keeps its lowest doc_id.
+Near: each document's set of tokens, MinHash-ed into 20 hash tables, joined with itself; pairs whose Jaccard
+distance is below 0.2 (over 80% of tokens shared) are reported.
+"""
+
+import hashlib
+from itertools import combinations
+
+import pandas as pd
+from pyspark.ml.feature import HashingTF, MinHashLSH
+from pyspark.sql import functions as F
+
+from . import Workload
+from ._reference import clean_words
+from .text_prep import BUCKETS, reference_tokens, tokens
+
+DISTANCE = 0.2
+
+
+def exact(tables):
+    cleaned = F.trim(F.regexp_replace(F.regexp_replace(F.lower("text"), r"[^a-z0-9\s]", ""), r"\s+", " "))
+    hashed = tables["corpus"].select("doc_id", F.sha2(cleaned, 256).alias("content_hash"))
+    return hashed.groupBy("content_hash").agg(F.min("doc_id").alias("doc_id"), F.count(F.lit(1)).alias("copies"))
+
+
+def reference_exact(tables):
+    corpus = tables["corpus"]
+    hashes = [hashlib.sha256(" ".join(clean_words(t)).encode()).hexdigest() for t in corpus.text]
+    grouped = corpus.assign(content_hash=hashes).groupby("content_hash", as_index=False)
+    return grouped.agg(doc_id=("doc_id", "min"), copies=("doc_id", "size"))
+
+
+def near(tables):
+    sets = HashingTF(inputCol="tokens", outputCol="set", numFeatures=BUCKETS, binary=True).transform(
+        tokens(tables["corpus"]))
+    model = MinHashLSH(inputCol="set", outputCol="signature", numHashTables=20, seed=7).fit(sets)
+    pairs = model.approxSimilarityJoin(sets, sets, DISTANCE, distCol="distance")
+    return pairs.select(F.col("datasetA.doc_id").alias("doc_a"), F.col("datasetB.doc_id").alias("doc_b"),
+                        "distance").where("doc_a < doc_b")
+
+
+def reference_near(tables):
+    """Every pair below the distance, by brute force over exact token sets (LSH must find them all)."""
+    sets = {doc: set(words) for doc, words in zip(*reference_tokens(tables).T.values)}
+    pairs = []
+    for (a, sa), (b, sb) in combinations(sorted(sets.items()), 2):
+        distance = 1 - len(sa & sb) / len(sa | sb)
+        if distance < DISTANCE:
+            pairs.append((a, b, distance))
+    return pd.DataFrame(pairs, columns=["doc_a", "doc_b", "distance"])
+
+
+WORKLOADS = [
+    Workload(
+        name="text_dedup_exact",
+        family="shuffle",
+        tables=("corpus",),
+        build=exact,
+        reference=reference_exact,
+        description="exact duplicate documents grouped by SHA-256 of their cleaned text",
+    ),
+    Workload(
+        name="text_dedup_minhash",
+        family="join",
+        tables=("corpus",),
+        build=near,
+        reference=reference_near,
+        description="near-duplicate pairs (Jaccard distance < 0.2) by MinHash LSH over token sets, 20 tables",
+    ),
+]
