@@ -138,7 +138,7 @@ def test_recorded_configuration_is_redacted_and_keeps_sources():
 
 def test_run_settings_travel_through_the_environment(tmp_path):
     settings = RunSettings(host="local", scales=("1e4", "2e5"), overrides=("a.b=c d",), seed=7,
-                           data_dir=tmp_path / "d", results_dir=tmp_path / "r")
+                           workloads=("join_*", "ml_pipeline"), data_dir=tmp_path / "d", results_dir=tmp_path / "r")
     assert RunSettings.from_env(settings.to_env()) == settings
     assert RunSettings.from_env({}) == RunSettings()
 

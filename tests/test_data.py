@@ -68,7 +68,19 @@ def test_features_shape(tmp_path):
     assert df.cat_lo.nunique() == 10 and df.cat_hi.nunique() > 900
     counts = df.key_zipf.value_counts()
     assert counts.iloc[0] > 0.2 * N  # skewed: the top key alone holds a fifth of the rows
+    assert df.key_uniform.between(1, N // 10).all() and df.key_uniform.value_counts().iloc[0] < 0.002 * N
     assert set(df.label.unique()) == {0, 1}
+
+
+def test_corpus_shape(tmp_path):
+    df = read(data.generate("corpus", 1_000_000, 6, tmp_path / "c", progress=None))
+    assert len(df) == 10_000 and (df.doc_id == np.arange(10_000)).all()
+    words = df.text.str.split()
+    assert words.str.len().between(20, 200).all()
+    flat = words.explode()
+    assert flat.value_counts().index[0] == "the"  # Zipf: the most frequent word leads
+    assert 0.04 <= df.text.duplicated().mean() <= 0.06  # planted exact copies
+    assert flat.str.contains(r"^[A-Z]").mean() > 0.05 and flat.str.contains(r"[.,!?;:]$").mean() > 0.03
 
 
 def test_second_ensure_reuses_the_cache(tmp_path):

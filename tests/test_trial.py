@@ -41,10 +41,10 @@ def test_secrets_never_reach_results(run_dir, settings, cpu_session, monkeypatch
 
 
 def test_another_process_of_the_same_benchmark_adds_its_samples(run_dir, settings, cpu_session):
-    first = Trial(run_dir, "cpu", "join_medium_inner", TINY, settings)
+    first = Trial(run_dir, "cpu", "join_medium_inner_int", TINY, settings)
     first.run_once()
     checksum = first.finish()["checksum"]
-    second = Trial(run_dir, "cpu", "join_medium_inner", TINY, settings)
+    second = Trial(run_dir, "cpu", "join_medium_inner_int", TINY, settings)
     second.run_once()
     record = second.finish()
     assert len(record["samples_s"]) == 2 and len(record["session_start_s"]) == 2
@@ -119,3 +119,57 @@ def test_atomic_writes_leave_no_temporary_files(tmp_path):
     records.write_json(tmp_path / "a.json", {"x": 2})
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 2}
+
+
+def test_handoff_records_its_figures(run_dir, settings, cpu_session):
+    trial = Trial(run_dir, "cpu", "handoff_shards_4", TINY, settings)
+    trial.run_once()
+    figures = trial.finish()["figures"]
+    assert figures["shards"] == 4 and figures["rows"] == 10_000
+    assert figures["shard_rows_max"] - figures["shard_rows_min"] <= 1  # balanced by rows
+    assert figures["bytes_written"] > 0 and figures["read_rows_per_second"] > 0
+
+
+def test_an_output_that_differs_from_another_engine_fails_loudly(run_dir, settings, cpu_session):
+    from harness.trial import OutputMismatch
+
+    fake_record(run_dir, "gpu", checksum={"rows": 100, "hash": 1, "floats": {"v3_mean": {"abs_sum": 1.0, "count": 100}}})
+    with pytest.raises(OutputMismatch, match="output differs from the gpu engine's: hash"):
+        Trial(run_dir, "cpu", "groupby_sum_mean", TINY, settings)
+    record = json.loads(records.record_path(run_dir, "cpu", "groupby_sum_mean", TINY).read_text())
+    assert record["status"] == "mismatch" and record["samples_s"] == []
+    assert "groupby_sum_mean/cpu/1e4: mismatch" in report.problems(run_dir)
+
+
+def test_a_sql_workload_over_a_dataset_the_suite_did_not_generate(run_dir, settings, cpu_session, tmp_path, monkeypatch):
+    import pandas as pd
+
+    events = pd.DataFrame({"user": [f"u{i % 7}" for i in range(500)], "amount": [i * 0.25 for i in range(500)]})
+    events.to_parquet(tmp_path / "events.parquet")
+    (tmp_path / "datasets.conf").write_text(f"events  {tmp_path / 'events.parquet'}\n")
+    user_dir = tmp_path / "workloads"
+    user_dir.mkdir()
+    (user_dir / "spend_per_user.sql").write_text(
+        "-- family: shuffle\n-- tables: events\n-- description: spend per user\n"
+        "SELECT user, sum(amount) AS total, count(*) AS n FROM events GROUP BY user\n")
+    monkeypatch.setenv("PREPBENCH_DATASETS", str(tmp_path / "datasets.conf"))
+    monkeypatch.setenv(workloads.USER_DIR_ENV, str(user_dir))
+    workloads.registry.cache_clear()
+    try:
+        trial = Trial(run_dir, "cpu", "spend_per_user", TINY, settings)
+        output = trial.workload.build(trial.tables).toPandas().sort_values("user").reset_index(drop=True)
+        trial.run_once()
+        record = trial.finish()
+        monkeypatch.setattr(session, "_current", None)  # the GPU engine's path, as in its own asv process
+        monkeypatch.setattr(session.gpu, "probe", lambda: ([], "no GPU (stand-in)"))
+        with pytest.raises(EngineUnavailable):
+            Trial(run_dir, "gpu", "spend_per_user", TINY, settings)
+    finally:
+        workloads.registry.cache_clear()
+    expected = events.groupby("user", as_index=False).agg(total=("amount", "sum"), n=("amount", "size"))
+    assert output["user"].tolist() == expected["user"].tolist()
+    assert output["total"].tolist() == pytest.approx(expected["total"].tolist())
+    assert output["n"].tolist() == expected["n"].tolist()
+    assert record["status"] == "ok" and record["rows"] == 500 and record["checksum"]["rows"] == 7
+    gpu = json.loads(records.record_path(run_dir, "gpu", "spend_per_user", TINY).read_text())
+    assert gpu["status"] == "skipped" and "no GPU (stand-in)" in gpu["reason"]
