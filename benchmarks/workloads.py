@@ -14,7 +14,7 @@ class Workloads:
     params = (config.engines(), workloads.selected(SETTINGS.workloads), list(SETTINGS.scales))
     param_names = ("engine", "workload", "scale")
     number = 1
-    repeat = (3, 10, 120.0)
+    repeat = (3, 10, 60.0)
     rounds = 1
     warmup_time = 0
     timeout = 3600
@@ -24,7 +24,7 @@ class Workloads:
 
     def setup(self, run_dir, engine, workload, scale):
         try:
-            self.trial = trial.Trial(run_dir, engine, workload, scale, SETTINGS)
+            self.trial = trial.prepared(run_dir, engine, workload, scale, SETTINGS)
         except EngineUnavailable as skip:
             raise NotImplementedError(str(skip)) from None
 

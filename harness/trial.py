@@ -110,7 +110,8 @@ class Trial:
         return elapsed
 
     def finish(self) -> dict:
-        if self.record.get("status") == "running":
+        """Record the samples taken since the last call (asv calls teardown between its samples too)."""
+        if self.record.get("status") in ("running", "ok"):
             self.record["samples_s"] += self.samples
             self.samples = []
             self._save("ok")
@@ -123,6 +124,18 @@ class Trial:
     def _save(self, status: str) -> None:
         self.record["status"] = status
         records.write_json(self.path, self.record)
+
+
+_prepared: dict[tuple, Trial] = {}
+
+
+def prepared(run_dir, engine: str, workload: str, scale: str, settings: RunSettings) -> Trial:
+    """This process's trial for the benchmark, started once: asv_runner calls setup() again before every
+    sample (timeit's setup), and the session, data and warm-up must not be redone each time."""
+    key = (str(run_dir), engine, workload, scale)
+    if key not in _prepared:
+        _prepared[key] = Trial(run_dir, engine, workload, scale, settings)
+    return _prepared[key]
 
 
 def fixed_cost_probe(workload: str, scale: str) -> None:

@@ -173,3 +173,16 @@ def test_a_sql_workload_over_a_dataset_the_suite_did_not_generate(run_dir, setti
     assert record["status"] == "ok" and record["rows"] == 500 and record["checksum"]["rows"] == 7
     gpu = json.loads(records.record_path(run_dir, "gpu", "spend_per_user", TINY).read_text())
     assert gpu["status"] == "skipped" and "no GPU (stand-in)" in gpu["reason"]
+
+
+def test_asv_calling_setup_before_every_sample_reuses_one_trial(run_dir, settings, cpu_session):
+    """asv_runner runs setup()/teardown() around each sample: warm-up once, every sample recorded."""
+    from harness import trial
+
+    for _ in range(3):
+        t = trial.prepared(run_dir, "cpu", "groupby_uniform_keys", TINY, settings)
+        t.run_once()
+        t.finish()
+    record = json.loads(t.path.read_text())
+    assert len(record["samples_s"]) == 3
+    assert len(record["warmup_s"]) == 1 and len(record["session_start_s"]) == 1
