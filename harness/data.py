@@ -14,7 +14,7 @@ Shapes follow the public groupby and join benchmarks (h2oai db-benchmark), so fi
   right tables hold 90% of the keys the fact table draws from, plus 10% it never uses.
 * ``features``: numeric columns (one with nulls), low and high cardinality categories, and two keys over the
   same range (N/10 values), one uniform and one Zipf-skewed.
-* ``corpus`` (N/100 documents of 20-200 words): word frequencies follow Zipf's law over a generated
+* ``corpus`` (N/1000 documents of 20-200 words, so about N/10 words): word frequencies follow Zipf's law over a generated
   vocabulary led by English stop words, with capitalized and punctuated forms; 5% of documents are exact
   copies of an earlier one and 5% near copies (5% of their words replaced).
 """
@@ -41,7 +41,7 @@ from . import CONF_DIR, HarnessError
 from .config import read_properties
 
 # Bump when any table's content changes: it is part of the cache key.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 CHUNK_ROWS = 1_000_000
 MANIFEST = "_manifest.json"  # leading underscore: Spark's reader skips it
 
@@ -213,7 +213,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("join_medium", lambda n: _join_sizes(n)[1], _join_right(1)),
         TableSpec("join_big", lambda n: _join_sizes(n)[2], _join_right(2)),
         TableSpec("features", lambda n: n, _features_chunk),
-        TableSpec("corpus", lambda n: max(n // 100, 100), _corpus_chunk, chunk_rows=100_000),
+        TableSpec("corpus", lambda n: max(n // 1_000, 100), _corpus_chunk, chunk_rows=100_000),
     )
 }
 

@@ -73,7 +73,7 @@ def test_features_shape(tmp_path):
 
 
 def test_corpus_shape(tmp_path):
-    df = read(data.generate("corpus", 1_000_000, 6, tmp_path / "c", progress=None))
+    df = read(data.generate("corpus", 10_000_000, 6, tmp_path / "c", progress=None))
     assert len(df) == 10_000 and (df.doc_id == np.arange(10_000)).all()
     words = df.text.str.split()
     assert words.str.len().between(20, 200).all()

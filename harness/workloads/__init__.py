@@ -156,33 +156,38 @@ def checksum(df) -> dict:
     """An order-insensitive fingerprint of a DataFrame, computed by Spark in one aggregation.
 
     Integer, string and other exact columns feed one 64-bit hash per row, summed (exact comparison).
-    Floating columns, arrays of them and ML vectors are summed as absolute values with their count
-    (compared within a relative tolerance: summation order differs between engines and partitionings).
+    Floating columns and arrays of them are summed as absolute values with their count; ML vectors by
+    Spark ML's sparse-aware Summarizer (L1 norm and non-zero count per dimension, summed), never densified:
+    a TF-IDF vector has 2^18 dimensions. All are compared within a relative tolerance (summation order
+    differs between engines and partitionings).
     """
-    from pyspark.ml.functions import vector_to_array
+    from pyspark.ml.stat import Summarizer
     from pyspark.sql import functions as F
 
-    for name, kind in df.dtypes:
-        if kind == "vector":
-            df = df.withColumn(name, vector_to_array(name))
     kinds = dict(df.dtypes)
-    floating = [c for c, t in kinds.items() if t in ("float", "double", "array<float>", "array<double>")]
+    floating = [c for c, t in kinds.items() if t in ("float", "double", "array<float>", "array<double>", "vector")]
     exact = [c for c in kinds if c not in floating]
     aggs = [F.count(F.lit(1)).alias("rows")]
     if exact:
         aggs.append(F.sum(F.xxhash64(*exact).bitwiseAND(0xFFFFFFFF)).alias("hash"))
     for c in floating:
-        if kinds[c].startswith("array"):
+        if kinds[c] == "vector":
+            aggs.append(Summarizer.metrics("normL1", "numNonZeros").summary(F.col(c)).alias(f"vector:{c}"))
+        elif kinds[c].startswith("array"):
             total = F.aggregate(c, F.lit(0.0), lambda acc, x: acc + F.abs(x))
             aggs += [F.sum(total).alias(f"abs_sum:{c}"), F.sum(F.size(c)).alias(f"count:{c}")]
         else:
             aggs += [F.sum(F.abs(c)).alias(f"abs_sum:{c}"), F.count(c).alias(f"count:{c}")]
     row = df.agg(*aggs).first().asDict()
-    return {
-        "rows": row["rows"],
-        "hash": row.get("hash"),
-        "floats": {c: {"abs_sum": row[f"abs_sum:{c}"], "count": row[f"count:{c}"]} for c in floating},
-    }
+    floats = {}
+    for c in floating:
+        if kinds[c] == "vector":
+            summary = row[f"vector:{c}"]
+            floats[c] = {"abs_sum": float(summary.normL1.toArray().sum()) if summary else 0.0,
+                         "count": int(summary.numNonZeros.toArray().sum()) if summary else 0}
+        else:
+            floats[c] = {"abs_sum": row[f"abs_sum:{c}"], "count": row[f"count:{c}"]}
+    return {"rows": row["rows"], "hash": row.get("hash"), "floats": floats}
 
 
 def compare(expected: dict, actual: dict, rel_tol: float) -> list[str]:

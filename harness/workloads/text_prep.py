@@ -59,7 +59,7 @@ WORKLOADS = [
         tables=("corpus",),
         build=lambda tables: tokens(tables["corpus"]),
         reference=reference_tokens,
-        description="lower-case, strip punctuation, tokenize, remove stop words (N/100 documents)",
+        description="lower-case, strip punctuation, tokenize, remove stop words (N/1000 documents)",
     ),
     Workload(
         name="text_ngrams_tfidf",
