@@ -11,7 +11,7 @@ SETTINGS = config.RunSettings.from_env()
 
 
 class Workloads:
-    params = (config.engines(), workloads.selected(SETTINGS.workloads), list(SETTINGS.scales))
+    params = (list(SETTINGS.engines), workloads.selected(SETTINGS.workloads), list(SETTINGS.scales))
     param_names = ("engine", "workload", "scale")
     number = 1
     repeat = (3, 10, 60.0)
@@ -23,14 +23,17 @@ class Workloads:
         return trial.prepare_run(SETTINGS)
 
     def setup(self, run_dir, engine, workload, scale):
+        self._prepare(run_dir, engine, workload, scale)
+
+    def _prepare(self, run_dir, engine, workload, scale, variant=""):
         try:
-            self.trial = trial.prepared(run_dir, engine, workload, scale, SETTINGS)
+            self.trial = trial.prepared(run_dir, engine, workload, scale, SETTINGS, variant)
         except EngineUnavailable as skip:
             raise NotImplementedError(str(skip)) from None
 
-    def time_workload(self, run_dir, engine, workload, scale):
+    def time_workload(self, *params):
         self.trial.run_once()
 
-    def teardown(self, run_dir, engine, workload, scale):
+    def teardown(self, *params):
         if hasattr(self, "trial"):
             self.trial.finish()

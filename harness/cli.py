@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import REPO_ROOT, HarnessError, data, plugin, records, report, session, versions, workloads
+from . import REPO_ROOT, HarnessError, bundle, coverage, data, plugin, records, report, session, versions, workloads
 from .config import RunSettings, engines, merge, redact, scale_rows
 from .trial import RUN_DIR_ENV
 
@@ -27,6 +27,7 @@ def main(argv=None) -> int:
     bench.add_argument("--smoke", action="store_true",
                        help=f"every benchmark once at scale {SMOKE_SCALE}, not saved to asv's history (asv --dry-run)")
     _run_options(bench)
+    bench.add_argument("--sweep", action="store_true", help="add the configuration sweep in conf/sweep.conf")
     bench.add_argument("--bench", "-b", metavar="REGEX", help="only benchmarks whose name matches (asv --bench)")
     bench.add_argument("asv_args", nargs=argparse.REMAINDER, help="after --: passed to `asv run` unchanged")
 
@@ -35,12 +36,24 @@ def main(argv=None) -> int:
     show.add_argument("--results-dir", type=Path, default=RunSettings().results_dir)
 
     conf = commands.add_parser("config", help="show the merged Spark configuration and where each value comes from")
-    conf.add_argument("--engine", default="cpu", choices=engines())
+    conf.add_argument("--engine", default="cpu", help="an engine in conf/engines/, e.g. gpu or gpu-rapids-shuffle")
     _run_options(conf)
 
     gen = commands.add_parser("generate", help="generate (or check) the cached datasets")
     gen.add_argument("--tables", default=",".join(data.TABLES), help="comma-separated tables (default: all)")
     _run_options(gen)
+
+    cover = commands.add_parser("coverage", help="which operators the RAPIDS plugin would run on the GPU (no GPU needed)")
+    cover.add_argument("--scale", default=SMOKE_SCALE, help=f"data scale to build the plans on (default {SMOKE_SCALE})")
+    cover.add_argument("--engine", default="gpu", help="the GPU engine whose configuration to explain (default gpu)")
+    _run_options(cover)
+
+    pack = commands.add_parser("bundle", help="build an offline bundle (source, wheels, plugin jar, checksums)")
+    pack.add_argument("output", type=Path, help="directory to create")
+    pack.add_argument("--python-version", default=f"{sys.version_info.major}.{sys.version_info.minor}",
+                      help="Python of the offline host (default: this one's)")
+    pack.add_argument("--platform", action="append", help="pip platform tag(s) of the offline host "
+                      f"(default: {', '.join(bundle.PLATFORMS)})")
 
     doctor = commands.add_parser("doctor", help="what this host has, and which engines can run here")
     doctor.add_argument("--host", help="host overlay in conf/hosts/ (default: local)")
@@ -59,6 +72,7 @@ def main(argv=None) -> int:
 
 def _run_options(parser) -> None:
     parser.add_argument("--host", help="host overlay in conf/hosts/ (default: local)")
+    parser.add_argument("--engines", help="comma-separated engines from conf/engines/ (default: cpu,gpu)")
     parser.add_argument("--scales", help="comma-separated row counts, e.g. 1e6,1e7 (default: 1e6,1e7)")
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                         help="override a Spark property; repeatable; wins over every file")
@@ -72,6 +86,7 @@ def _settings(args, default_scales=None) -> RunSettings:
     scales = args.scales or default_scales
     return RunSettings(
         host=args.host or base.host,
+        engines=tuple(e.strip() for e in args.engines.split(",")) if getattr(args, "engines", None) else base.engines,
         scales=tuple(s.strip() for s in scales.split(",")) if scales else base.scales,
         overrides=(*base.overrides, *args.conf),
         seed=base.seed,
@@ -86,7 +101,8 @@ def cmd_bench(args) -> int:
     if args.smoke and not args.results_dir:
         args.results_dir = smoke_results
     settings = _settings(args, default_scales=SMOKE_SCALE if args.smoke else None)
-    for engine in engines():  # bad configuration fails here, before asv starts a process per benchmark
+    settings = dataclasses.replace(settings, sweep=args.sweep or settings.sweep)
+    for engine in settings.engines:  # bad configuration fails here, before asv starts a process per benchmark
         settings.spark_conf(engine)
     workloads.selected(settings.workloads)
     run_dir = records.new_run(settings)
@@ -180,6 +196,19 @@ def cmd_rapids_keys(args) -> int:
     return 0
 
 
+def cmd_coverage(args) -> int:
+    settings = _settings(args)
+    run_dir = records.new_run(settings)
+    path = coverage.write(run_dir, settings, args.scale, args.engine)
+    print(report.coverage_table(run_dir) + f"\ncoverage written to {path}")
+    return 0 if "unavailable" not in (records.read_json(path) or {}) else 1
+
+
+def cmd_bundle(args) -> int:
+    bundle.build(args.output, args.python_version, tuple(args.platform or bundle.PLATFORMS))
+    return 0
+
+
 def cmd_doctor(args) -> int:
     """Runs each engine's real pre-JVM checks; exits 1 if any engine cannot run here."""
     settings = RunSettings.from_env()
@@ -190,7 +219,11 @@ def cmd_doctor(args) -> int:
     print(f"spark:   pinned {pairing_.spark}, installed {_installed_pyspark()}")
     print(f"plugin:  RAPIDS Accelerator {pairing_.rapids} (Scala {pairing_.scala}), shim {pairing_.shim}")
     try:
-        print(f"         jar {plugin.find_jar()}")
+        jar = plugin.find_jar()
+        facts = plugin.jar_facts(jar)
+        print(f"         jar {jar}: RAPIDS {facts.version}, Scala {facts.scala}, CUDA {facts.cuda_major}, "
+              f"{'supports' if pairing_.shim in facts.shims else 'does NOT support'} Spark {pairing_.spark}")
+        print(f"         PySpark's Scala: {plugin.installed_scala()}; RAPIDS shuffle manager: {pairing_.shuffle_manager}")
     except HarnessError as err:
         print("         " + str(err).replace("\n", "\n         "))
     for g in env["gpus"]:
@@ -228,6 +261,8 @@ COMMANDS = {
     "summary": cmd_summary,
     "config": cmd_config,
     "generate": cmd_generate,
+    "bundle": cmd_bundle,
+    "coverage": cmd_coverage,
     "doctor": cmd_doctor,
     "workloads": cmd_workloads,
     "fetch-plugin": cmd_fetch_plugin,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import CONF_DIR, REPO_ROOT, HarnessError
 from .plugin import DYNAMIC_KEY_PATTERN, cache_dir, catalogue_path
+from .versions import pairing
 
 COMMAND_LINE = "command line"
 
@@ -78,8 +79,10 @@ def available(kind: str, conf_dir: Path = CONF_DIR) -> list[str]:
 
 
 def layer_files(engine: str, host: str, conf_dir: Path = CONF_DIR) -> list[Path]:
+    """base, then the engine (a variant such as gpu-rapids-shuffle layers over its parent gpu), then the host."""
+    engine_chain = [engine.split("-")[0], engine] if "-" in engine else [engine]
     files = [conf_dir / "base.conf"]
-    for kind, name in (("engines", engine), ("hosts", host)):
+    for kind, name in [("engines", e) for e in engine_chain] + [("hosts", host)]:
         path = conf_dir / kind / f"{name}.conf"
         if not path.is_file():
             known = ", ".join(available(kind, conf_dir)) or "none"
@@ -104,11 +107,49 @@ def merge(engine: str, host: str = "local", overrides: tuple[str, ...] = (), con
     layers += [(*parse_override(o), COMMAND_LINE) for o in overrides]
     merged: SparkConf = {}
     for key, value, source in layers:
+        value = value.replace("${spark.shim}", pairing().shim).replace("${conf.dir}", str(conf_dir.resolve()))
         validate(key, value, source)
         previous = merged.get(key)
         replaced = (*previous.replaced, previous.source) if previous else ()
         merged[key] = Setting(value, source, replaced)
-    return merged
+    return derive(merged)
+
+
+def derive(conf: SparkConf) -> SparkConf:
+    """Settings that follow from others, so a host profile states each fact once.
+
+    * ``spark.task.resource.gpu.amount``: one GPU shared by the executor's cores (1 / spark.executor.cores).
+    * ``spark.rapids.memory.pinnedPool.size``: in local mode, at most a quarter of this host's memory.
+    """
+    derived = dict(conf)
+    if "spark.executor.resource.gpu.amount" in conf and "spark.task.resource.gpu.amount" not in conf:
+        cores = int(conf.get("spark.executor.cores", Setting("1", "")).value)
+        gpus = int(conf["spark.executor.resource.gpu.amount"].value)
+        derived["spark.task.resource.gpu.amount"] = Setting(f"{gpus / cores:.6g}", "derived: gpu amount / spark.executor.cores")
+    pinned = conf.get("spark.rapids.memory.pinnedPool.size")
+    local = conf.get("spark.master", Setting("local", "")).value.startswith("local")
+    limit = host_memory_bytes() // 4
+    if pinned and local and limit and to_bytes(pinned.value) > limit:
+        derived["spark.rapids.memory.pinnedPool.size"] = Setting(
+            f"{limit // 2**20}m", f"derived: a quarter of host memory (was {pinned.value} at {pinned.source})",
+            (*pinned.replaced, pinned.source))
+    return derived
+
+
+_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20, "g": 2**30, "gb": 2**30,
+          "t": 2**40, "tb": 2**40, "p": 2**50, "pb": 2**50}
+
+
+def to_bytes(size: str) -> int:
+    number, unit = re.fullmatch(r"(-?\d+)\s*([a-zA-Z]*)", size.strip()).groups()
+    return int(number) * _UNITS[unit.lower()]
+
+
+def host_memory_bytes() -> int:
+    try:
+        return int(re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text()).group(1)) * 1024
+    except (OSError, AttributeError):
+        return 0
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -195,19 +236,23 @@ class RunSettings:
     """What a run is: which host overlay, which scales, which overrides, and where data and results go."""
 
     host: str = "local"
+    engines: tuple[str, ...] = ("cpu", "gpu")
     scales: tuple[str, ...] = ("1e6", "1e7")
     overrides: tuple[str, ...] = ()
     seed: int = 42
     workloads: tuple[str, ...] = ("*",)  # names or glob patterns, e.g. ("join_*", "ml_pipeline")
+    sweep: bool = False  # add the configuration sweep (conf/sweep.conf) to the run
     data_dir: Path = field(default_factory=lambda: cache_dir() / "data")
     results_dir: Path = REPO_ROOT / "results" / "runs"
 
     ENV = {
         "host": "PREPBENCH_HOST",
+        "engines": "PREPBENCH_ENGINES",
         "scales": "PREPBENCH_SCALES",
         "overrides": "PREPBENCH_CONF",
         "seed": "PREPBENCH_SEED",
         "workloads": "PREPBENCH_WORKLOADS",
+        "sweep": "PREPBENCH_SWEEP",
         "data_dir": "PREPBENCH_DATA_DIR",
         "results_dir": "PREPBENCH_RESULTS_DIR",
     }
@@ -217,6 +262,9 @@ class RunSettings:
             scale_rows(scale)
         for override in self.overrides:
             parse_override(override)
+        unknown = [e for e in self.engines if e.split("-")[0] not in engines()]
+        if unknown:
+            raise ConfigError(f"unknown engine(s) {unknown}: engines are files in conf/engines/ ({', '.join(engines())})")
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "RunSettings":
@@ -225,12 +273,14 @@ class RunSettings:
             raw = environ.get(var)
             if not raw:
                 continue
-            if name in ("scales", "workloads"):
+            if name in ("scales", "workloads", "engines"):
                 values[name] = tuple(s.strip() for s in raw.split(",") if s.strip())
             elif name == "overrides":
                 values[name] = tuple(json.loads(raw))
             elif name == "seed":
                 values[name] = int(raw)
+            elif name == "sweep":
+                values[name] = raw.lower() in ("1", "true", "yes")
             elif name in ("data_dir", "results_dir"):
                 values[name] = Path(raw).expanduser()
             else:
@@ -241,16 +291,28 @@ class RunSettings:
         """The environment that makes RunSettings.from_env() in a child process return these settings."""
         return {
             self.ENV["host"]: self.host,
+            self.ENV["engines"]: ",".join(self.engines),
             self.ENV["scales"]: ",".join(self.scales),
             self.ENV["overrides"]: json.dumps(list(self.overrides)),
             self.ENV["seed"]: str(self.seed),
             self.ENV["workloads"]: ",".join(self.workloads),
+            self.ENV["sweep"]: "1" if self.sweep else "",
             self.ENV["data_dir"]: str(self.data_dir),
             self.ENV["results_dir"]: str(self.results_dir),
         }
 
     def spark_conf(self, engine: str) -> SparkConf:
         return merge(engine, self.host, self.overrides)
+
+
+def sweep_points(conf_dir: Path = CONF_DIR) -> list[str]:
+    """`key=value` settings of the configuration sweep, from conf/sweep.conf, each value validated."""
+    points = []
+    for key, values, source in read_properties(conf_dir / "sweep.conf"):
+        for value in (v.strip() for v in values.split(",")):
+            validate(key, value, source)
+            points.append(f"{key}={value}")
+    return points
 
 
 def engines() -> list[str]:

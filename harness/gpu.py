@@ -23,6 +23,7 @@ def probe() -> tuple[list[dict], str | None]:
                 "memory_bytes": pynvml.nvmlDeviceGetMemoryInfo(handle).total,
                 "driver": _text(pynvml.nvmlSystemGetDriverVersion()),
                 "cuda_driver_version": pynvml.nvmlSystemGetCudaDriverVersion(),
+                "compute_capability": "".join(map(str, pynvml.nvmlDeviceGetCudaComputeCapability(handle))),
             })
         return gpus, None if gpus else "NVML found no GPU on this host"
     except pynvml.NVMLError as err:

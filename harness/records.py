@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import REPO_ROOT, gpu
-from .config import RunSettings, redact
+from .config import RunSettings, host_memory_bytes, redact
 from .versions import pairing
 
 SCHEMA = 1
@@ -32,6 +32,7 @@ def write_json(path: Path, payload: dict) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
         json.dump(payload, tmp, indent=1, sort_keys=True, default=str)
         tmp.write("\n")
+    os.chmod(tmp.name, 0o644)  # results are shared and published; the temporary file was private
     os.replace(tmp.name, path)
 
 
@@ -69,8 +70,8 @@ def _redact_override(override: str) -> str:
     return f"{key}={redact(key, value)}"
 
 
-def record_path(run_dir: Path, engine: str, workload: str, scale: str) -> Path:
-    return Path(run_dir) / f"{workload}.{engine}.{scale}.json"
+def record_path(run_dir: Path, engine: str, workload: str, scale: str, variant: str = "") -> Path:
+    return Path(run_dir) / f"{workload}.{engine}.{scale}{'@' + variant if variant else ''}.json"
 
 
 def environment() -> dict:
@@ -81,7 +82,7 @@ def environment() -> dict:
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
-        "memory_bytes": _memory_bytes(),
+        "memory_bytes": host_memory_bytes() or None,
         "python": sys.version.split()[0],
         "java": _java_version(),
         "spark": pairing().spark,
@@ -103,14 +104,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-def _memory_bytes() -> int | None:
-    try:
-        kib = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text()).group(1)
-        return int(kib) * 1024
-    except (OSError, AttributeError):
-        return None
 
 
 def _java_version() -> str | None:

@@ -28,7 +28,7 @@ def load(run_dir: Path) -> Run:
     run_dir = Path(run_dir)
     found, unreadable = [], []
     for path in sorted(run_dir.glob("*.json")):
-        if path.name == records.RUN_FILE:
+        if path.name in (records.RUN_FILE, "coverage.json"):
             continue
         record = records.read_json(path)
         if record is None or "workload" not in record:
@@ -57,6 +57,23 @@ def validations(run: Run) -> list[tuple[str, str, str]]:
     return out
 
 
+def coverage_table(run_dir: Path) -> str:
+    """Per workload: the share of operators on the GPU plan, and what falls back with the plugin's reason."""
+    found = records.read_json(Path(run_dir) / "coverage.json")
+    if not found:
+        return ""
+    if found.get("unavailable"):
+        return f"GPU plan coverage: not measured: {found['unavailable']}"
+    lines = [f"GPU plan coverage ({found['engine']} engine configuration, plans built at {found['scale']} rows):"]
+    width = max((len(n) for n in found["workloads"]), default=8)
+    for name, c in found["workloads"].items():
+        lines.append(f"  {name.ljust(width)}  {c['fraction']:>5.0%}  on GPU: {len(c['on_gpu'])}, on CPU: "
+                     f"{', '.join(c['on_cpu']) or 'none'}")
+        for f in _dedupe(f"{f['op']}: {_clip(f['reason'])}" for f in c["fallbacks"] if f["kind"] == "Exec"):
+            lines.append(f"  {''.ljust(width)}         ! {f}")
+    return "\n".join(lines)
+
+
 def summary(run_dir: Path) -> str:
     run = load(run_dir)
     lines = [f"run {run.path}"]
@@ -69,11 +86,11 @@ def summary(run_dir: Path) -> str:
     header = ("workload", "engine", "scale", "status", "rows", "median s", "M rows/s", "session s", "warm-up s", "n")
     table = [header]
     notes = []
-    for r in sorted(run.records, key=lambda r: (r["workload"], r["scale"], r["engine"])):
+    for r in sorted(run.records, key=lambda r: (r["workload"], r["scale"], r["engine"], r.get("variant", ""))):
         samples = r.get("samples_s") or []
         median = statistics.median(samples) if samples else None
         table.append((
-            r["workload"], r["engine"], r["scale"], r.get("status", "?"), f"{r['rows']:,}" if r.get("rows") else "-",
+            r["workload"] + (f" [{r['variant']}]" if r.get("variant") else ""), r["engine"], r["scale"], r.get("status", "?"), f"{r['rows']:,}" if r.get("rows") else "-",
             _num(median, 3), _num(r["rows"] / median / 1e6 if median and r.get("rows") else None, 2),
             _num(_mean(r.get("session_start_s")), 2), _num(_mean(r.get("warmup_s")), 2), str(len(samples)),
         ))
@@ -83,6 +100,9 @@ def summary(run_dir: Path) -> str:
             notes.append(f"engine {r['engine']} skipped: {r.get('reason')}")
         elif r.get("reason"):
             notes.append(f"{r['workload']} on {r['engine']} at {r['scale']}: {r['status']}: {r['reason']}")
+        if (r.get("planned_operators") or {}).get("cpu"):
+            notes.append(f"{r['workload']} on {r['engine']} at {r['scale']}: planned on the CPU: "
+                         f"{', '.join(_dedupe(r['planned_operators']['cpu']))}")
     if len(table) == 1:
         lines.append("no benchmark records in this run")
     else:
@@ -91,6 +111,8 @@ def summary(run_dir: Path) -> str:
     lines += [f"note: {n}" for n in _dedupe(notes)]
     lines += [f"validation: {name} at {scale}: {verdict}" for name, scale, verdict in validations(run)]
     lines += [f"unreadable record: {name}" for name in run.unreadable]
+    if table := coverage_table(run.path):
+        lines.append(table)
     return "\n".join(lines) + "\n"
 
 
@@ -109,6 +131,11 @@ def _mean(values):
 
 def _num(value, digits):
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _clip(text, limit=150):
+    text = text or "no reason given"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _dedupe(items):

@@ -59,14 +59,17 @@ def preflight(engine: str, conf: SparkConf) -> SparkConf:
     check_installed_spark()
     applied = dict(conf)
     if uses_plugin(conf):
-        jar = plugin.find_jar()  # raises with the places tried
-        _, problem = gpu.probe()
+        jar = plugin.find_jar(conf.get("spark.jars", Setting("", "")).value)  # raises with the places tried
+        gpus, problem = gpu.probe()
+        plugin.check_jar(jar, check_installed_spark(), gpus)
+        plugin.check_shuffle_manager(conf.get("spark.shuffle.manager", Setting("", "")).value)
         if problem:
             raise EngineUnavailable(
                 f"the '{engine}' engine runs the RAPIDS Accelerator, which needs an NVIDIA GPU: {problem}. "
                 "Run it on a GPU host (`python -m harness doctor` lists what this host has)."
             )
-        _append(applied, "spark.jars", str(jar), ",")
+        if str(jar) not in applied.get("spark.jars", Setting("", "")).value:
+            _append(applied, "spark.jars", str(jar), ",")
     java_options = [f"-Dlog4j2.configurationFile=file:{CONF_DIR / 'log4j2.properties'}", *class_archive_flags()]
     _append(applied, "spark.driver.extraJavaOptions", " ".join(java_options), " ")
     return applied
@@ -80,15 +83,17 @@ def _append(conf: SparkConf, key: str, value: str, separator: str) -> None:
         conf[key] = Setting(value, ADDED_BY_HARNESS)
 
 
-def start(engine: str, settings: RunSettings, extra_java_options: str = "") -> EngineSession:
-    """The process's session for `engine`; a second engine in the same process is refused."""
+def start(engine: str, settings: RunSettings, extra_java_options: str = "", conf: SparkConf | None = None) -> EngineSession:
+    """The process's session for `engine`; a second engine in the same process is refused.
+
+    `conf` replaces the engine's checked configuration (the plan-coverage session passes its own)."""
     global _current
     if _current is not None:
         if _current.engine == engine:
             return _current
         raise HarnessError(f"this process already runs the '{_current.engine}' engine; start one process per "
                            "engine (a Spark JVM keeps the settings of the first session)")
-    conf = preflight(engine, settings.spark_conf(engine))
+    conf = conf if conf is not None else preflight(engine, settings.spark_conf(engine))
     if extra_java_options:
         _append(conf, "spark.driver.extraJavaOptions", extra_java_options, " ")
     os.environ["PYSPARK_PYTHON"] = sys.executable  # workers must import the same pyarrow/pandas as the driver

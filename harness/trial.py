@@ -6,13 +6,14 @@ asv's classes in ``benchmarks/`` are thin wrappers around ``prepare_run`` (once 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from . import EngineUnavailable, HarnessError, data, records, session, workloads
+from . import EngineUnavailable, HarnessError, coverage, data, records, session, workloads
 from .config import RunSettings, recorded, scale_rows
 
 RUN_DIR_ENV = "PREPBENCH_RUN_DIR"
@@ -43,14 +44,18 @@ class Trial:
     output differs from another engine's in the same run (that benchmark then fails instead of being timed).
     """
 
-    def __init__(self, run_dir: str | Path, engine: str, workload: str, scale: str, settings: RunSettings):
+    def __init__(self, run_dir: str | Path, engine: str, workload: str, scale: str, settings: RunSettings,
+                 variant: str = ""):
+        """`variant` is one `key=value` setting on top of the configuration (the configuration sweep)."""
         self.workload = workloads.get(workload)
         self.run_dir, self.engine, self.scale = Path(run_dir), engine, scale
-        self.path = records.record_path(run_dir, engine, workload, scale)
+        self.path = records.record_path(run_dir, engine, workload, scale, variant)
+        if variant:
+            settings = dataclasses.replace(settings, overrides=(*settings.overrides, variant))
         rows = scale_rows(scale)
         self.record = records.read_json(self.path) or {
             "schema": records.SCHEMA, "engine": engine, "workload": workload, "family": self.workload.family,
-            "scale": scale, "samples_s": [], "session_start_s": [], "warmup_s": [],
+            "scale": scale, "variant": variant, "samples_s": [], "session_start_s": [], "warmup_s": [],
         }
         self.samples: list[float] = []
         try:
@@ -75,6 +80,9 @@ class Trial:
             self.record["warmup_s"].append(self._force())
             if "checksum" not in self.record:
                 self.record["checksum"] = workloads.checksum(self.workload.build(self.tables))
+            if session.uses_plugin(self.session.conf):  # what the plugin really planned, not what it predicted
+                plan = self.workload.build(self.tables)._jdf.queryExecution().executedPlan().toString()
+                self.record["planned_operators"] = coverage.planned_operators(plan)
         except Exception as err:
             self._close("failed", f"{type(err).__name__}: {err}")
             raise
@@ -90,7 +98,7 @@ class Trial:
         return elapsed
 
     def _check_against_other_engines(self) -> None:
-        for path in sorted(self.run_dir.glob(f"{self.workload.name}.*.{self.scale}.json")):
+        for path in sorted(self.run_dir.glob(f"{self.workload.name}.*.{self.scale}*.json")):
             other = records.read_json(path)
             if path == self.path or not other or other.get("status") != "ok" or "checksum" not in other:
                 continue
@@ -129,12 +137,12 @@ class Trial:
 _prepared: dict[tuple, Trial] = {}
 
 
-def prepared(run_dir, engine: str, workload: str, scale: str, settings: RunSettings) -> Trial:
+def prepared(run_dir, engine: str, workload: str, scale: str, settings: RunSettings, variant: str = "") -> Trial:
     """This process's trial for the benchmark, started once: asv_runner calls setup() again before every
     sample (timeit's setup), and the session, data and warm-up must not be redone each time."""
-    key = (str(run_dir), engine, workload, scale)
+    key = (str(run_dir), engine, workload, scale, variant)
     if key not in _prepared:
-        _prepared[key] = Trial(run_dir, engine, workload, scale, settings)
+        _prepared[key] = Trial(run_dir, engine, workload, scale, settings, variant)
     return _prepared[key]
 
 

@@ -38,7 +38,7 @@ def test_engine_files_differ_only_in_their_own_lines(conf_dir):
 
 
 def test_shipped_configuration_merges_for_every_engine():
-    assert config.engines() == ["cpu", "gpu"]
+    assert config.engines() == ["cpu", "gpu", "gpu-rapids-shuffle"]
     for engine in config.engines():
         merged = merge(engine)
         assert merged["spark.master"].value == "local[*]"
@@ -152,3 +152,34 @@ def test_scales(scale, rows):
 def test_bad_scales_are_rejected(scale):
     with pytest.raises(ConfigError, match="scale"):
         RunSettings(scales=(scale,))
+
+
+def test_engine_variants_layer_over_their_parent():
+    files = [p.name for p in config.layer_files("gpu-rapids-shuffle", "local")]
+    assert files == ["base.conf", "gpu.conf", "gpu-rapids-shuffle.conf", "local.conf"]
+    merged = merge("gpu-rapids-shuffle")
+    assert merged["spark.plugins"].value == "com.nvidia.spark.SQLPlugin"
+    assert merged["spark.rapids.shuffle.mode"].value == "MULTITHREADED"
+
+
+def test_gpu_task_share_is_derived_from_executor_cores():
+    merged = merge("gpu", "gpu-standalone", ("spark.executor.cores=4",))
+    assert merged["spark.task.resource.gpu.amount"].value == "0.25"
+    assert merged["spark.task.resource.gpu.amount"].source.startswith("derived")
+    assert merged["spark.executor.resource.gpu.discoveryScript"].value.endswith("conf/gpu-discovery.sh")
+    explicit = merge("gpu", "gpu-standalone", ("spark.task.resource.gpu.amount=0.5",))
+    assert explicit["spark.task.resource.gpu.amount"].value == "0.5"
+
+
+def test_pinned_pool_is_capped_by_host_memory_in_local_mode_only(monkeypatch):
+    monkeypatch.setattr(config, "host_memory_bytes", lambda: 16 * 2**30)
+    local = merge("gpu", "gpu-local", ("spark.rapids.memory.pinnedPool.size=8g",))
+    assert local["spark.rapids.memory.pinnedPool.size"].value == "4096m"
+    assert "quarter of host memory" in local["spark.rapids.memory.pinnedPool.size"].source
+    cluster = merge("gpu", "gpu-standalone", ("spark.rapids.memory.pinnedPool.size=8g",))
+    assert cluster["spark.rapids.memory.pinnedPool.size"].value == "8g"
+
+
+def test_unknown_engines_are_refused():
+    with pytest.raises(ConfigError, match=r"unknown engine\(s\) \['tpu'\]"):
+        RunSettings(engines=("cpu", "tpu"))

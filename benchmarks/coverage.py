@@ -1,0 +1,31 @@
+"""GPU plan coverage per workload, from the real plugin (no GPU needed): the share of operators it would
+run on the GPU. Measured once per run, for every workload, in setup_cache; each track_ reads its figure."""
+
+import os
+from pathlib import Path
+
+from harness import config, coverage, records, trial, workloads
+
+SETTINGS = config.RunSettings.from_env()
+SMALLEST = min(SETTINGS.scales, key=config.scale_rows)
+
+
+class GpuPlanCoverage:
+    params = [workloads.selected(SETTINGS.workloads)]
+    param_names = ["workload"]
+    timeout = 1800
+
+    def setup_cache(self):
+        run_dir = os.environ.get(trial.RUN_DIR_ENV) or records.new_run(SETTINGS)
+        return str(coverage.write(run_dir, SETTINGS, SMALLEST))
+
+    def setup(self, path, workload):
+        found = records.read_json(Path(path)) or {}
+        if found.get("unavailable"):
+            raise NotImplementedError(found["unavailable"])
+        self.fraction = found["workloads"][workload]["fraction"]
+
+    def track_operators_on_gpu(self, path, workload):
+        return 100.0 * self.fraction
+
+    track_operators_on_gpu.unit = "%"

@@ -1,0 +1,28 @@
+"""The configuration sweep, opt-in (`bench --sweep`): one setting from conf/sweep.conf varied at a time, per
+engine and workload, at the run's smallest scale, so the best configuration per workload and host is
+measured rather than guessed. Records carry the setting as their variant."""
+
+from harness import config, workloads
+
+from . import workloads as suite
+
+SWEEP_WORKLOADS = ["standardize_clip", "groupby_stats_n100_keys", "join_big_shuffle_int", "sort_global"]
+
+
+def _swept(settings):
+    if not settings.sweep:
+        return []
+    chosen = workloads.selected(settings.workloads)
+    return [w for w in SWEEP_WORKLOADS if w in chosen] if settings.workloads == ("*",) else chosen
+
+
+if _swept(suite.SETTINGS):
+    class ConfigSweep(suite.Workloads):
+        params = (list(suite.SETTINGS.engines), _swept(suite.SETTINGS), config.sweep_points())
+        param_names = ("engine", "workload", "setting")
+
+        def setup(self, run_dir, engine, workload, setting):
+            if setting.startswith("spark.rapids.") and "spark.plugins" not in suite.SETTINGS.spark_conf(engine):
+                raise NotImplementedError(f"{setting} does nothing under the {engine} engine (no RAPIDS plugin)")
+            smallest = min(suite.SETTINGS.scales, key=config.scale_rows)
+            self._prepare(run_dir, engine, workload, smallest, variant=setting)
