@@ -90,10 +90,14 @@ class JarFacts:
 
 
 def jar_facts(jar: Path) -> JarFacts:
-    with zipfile.ZipFile(jar) as archive:
-        names = archive.namelist()
-        info = _properties(archive.read("rapids4spark-version-info.properties"))
-        jni = _properties(archive.read("spark-rapids-jni-version-info.properties"))
+    try:
+        with zipfile.ZipFile(jar) as archive:
+            names = archive.namelist()
+            info = _properties(archive.read("rapids4spark-version-info.properties"))
+            jni = _properties(archive.read("spark-rapids-jni-version-info.properties"))
+    except (zipfile.BadZipFile, KeyError, OSError) as err:
+        raise EngineUnavailable(f"{jar} is not a usable RAPIDS Accelerator jar ({err}): download it again with "
+                                "`python -m harness fetch-plugin`, or point RAPIDS_PLUGIN_JAR at a good copy") from err
     name = re.fullmatch(r"rapids-4-spark_(2\.1[23])-([\d.]+)(?:-(cuda\d+))?(?:-[\w-]+)?\.jar", jar.name)
     scala = name.group(1) if name else pairing().scala
     classifier = name.group(3) if name and name.group(3) else "cuda12"  # no classifier: CUDA 12

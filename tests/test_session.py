@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from harness import EngineUnavailable, HarnessError, session
+from harness import EngineUnavailable, HarnessError, plugin, session
 
 
 def test_the_cpu_session_follows_the_merged_configuration(cpu_session, spark):
@@ -47,20 +47,27 @@ def test_gpu_engine_without_the_jar_fails_before_the_jvm(monkeypatch, tmp_path, 
     assert "python -m harness fetch-plugin" in message
 
 
-def test_gpu_engine_without_a_gpu_says_so(monkeypatch, tmp_path, settings):
-    jar = tmp_path / "rapids.jar"
-    jar.write_bytes(b"stand-in: only its presence is checked before the JVM")
-    monkeypatch.setenv("RAPIDS_PLUGIN_JAR", str(jar))
+def test_gpu_engine_without_a_gpu_says_so(monkeypatch, settings):
+    monkeypatch.setenv("RAPIDS_PLUGIN_JAR", str(plugin.find_jar()))
     monkeypatch.setattr(session.gpu, "probe", lambda: ([], "NVML could not start (no driver)"))
     with pytest.raises(EngineUnavailable, match=r"needs an NVIDIA GPU: NVML could not start \(no driver\)"):
         session.preflight("gpu", settings.spark_conf("gpu"))
 
 
-def test_gpu_engine_with_jar_and_gpu_gets_the_jar_on_its_classpath(monkeypatch, tmp_path, settings):
-    jar = tmp_path / "rapids.jar"
-    jar.write_bytes(b"x")
+def test_a_corrupt_jar_is_named_before_the_jvm(monkeypatch, tmp_path, settings):
+    jar = tmp_path / "rapids-4-spark_2.13-26.08.1.jar"
+    jar.write_bytes(b"half a download")
     monkeypatch.setenv("RAPIDS_PLUGIN_JAR", str(jar))
-    monkeypatch.setattr(session.gpu, "probe", lambda: ([{"name": "stand-in GPU"}], None))
+    with pytest.raises(EngineUnavailable, match=r"is not a usable RAPIDS Accelerator jar .* fetch-plugin"):
+        session.preflight("gpu", settings.spark_conf("gpu"))
+
+
+def test_gpu_engine_with_jar_and_gpu_gets_the_jar_on_its_classpath(monkeypatch, settings):
+    jar = plugin.find_jar()
+    monkeypatch.setenv("RAPIDS_PLUGIN_JAR", str(jar))
+    stand_in = {"index": 0, "name": "stand-in H100", "driver": "570", "cuda_driver_version": 12080,
+                "compute_capability": "90"}
+    monkeypatch.setattr(session.gpu, "probe", lambda: ([stand_in], None))
     applied = session.preflight("gpu", settings.spark_conf("gpu"))
     assert applied["spark.jars"].value == str(jar)
     assert applied["spark.plugins"].value == "com.nvidia.spark.SQLPlugin"
