@@ -188,6 +188,7 @@ def fetch_jar(progress=print) -> Path:
         raise HarnessError(
             f"The downloaded jar's SHA-1 is {digest}, not the pinned {pairing().jar_sha1}: refusing to use it."
         )
+    os.chmod(part.name, 0o644)
     os.replace(part.name, target)
     progress(f"plugin jar verified and cached: {target}")
     return target
