@@ -27,7 +27,7 @@ COMMAND_LINE = "command line"
 
 
 class ConfigError(HarnessError):
-    pass
+    """A configuration file, key, value or setting is wrong; the message names where and what to write."""
 
 
 @dataclass(frozen=True)

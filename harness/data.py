@@ -47,7 +47,7 @@ MANIFEST = "_manifest.json"  # leading underscore: Spark's reader skips it
 
 
 class DataError(HarnessError):
-    pass
+    """A dataset is missing, unknown or registered wrongly; the message says how to make it."""
 
 
 # ---------------------------------------------------------------------------------------------- columns
@@ -289,13 +289,9 @@ def verify(path: Path) -> str | None:
     return None
 
 
-def _quiet(message: str) -> None:
-    pass
-
-
 def ensure(table: str, scale_rows: int, seed: int, data_dir: Path, progress=print) -> Path:
     """The path of a valid cached dataset, generating (or regenerating) it when needed."""
-    progress = progress or _quiet
+    progress = progress or (lambda message: None)
     path = dataset_dir(data_dir, table, scale_rows, seed)
     if path.exists():
         problem = verify(path)
@@ -316,7 +312,7 @@ def locate(table: str, scale_rows: int, seed: int, data_dir: Path) -> Path:
 
 def generate(table: str, scale_rows: int, seed: int, path: Path, progress=print) -> Path:
     """Build the table into a temporary directory beside `path`, then swap it into place."""
-    progress = progress or _quiet
+    progress = progress or (lambda message: None)
     if table not in TABLES:
         raise DataError(f"unknown table '{table}' (known: {', '.join(TABLES)})")
     spec = TABLES[table]

@@ -98,12 +98,11 @@ def environment() -> dict:
 
 def _cpu_model() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        names = [l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                 if l.startswith("model name")]
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        names = []
+    return names[0] if names else platform.processor() or "unknown"
 
 
 def _java_version() -> str | None:
