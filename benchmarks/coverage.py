@@ -1,7 +1,6 @@
 """GPU plan coverage per workload, from the real plugin (no GPU needed): the share of operators it would
 run on the GPU. Measured once per run, for every workload, in setup_cache; each track_ reads its figure."""
 
-import os
 from pathlib import Path
 
 from harness import config, coverage, records, trial, workloads
@@ -16,8 +15,7 @@ class GpuPlanCoverage:
     timeout = 1800
 
     def setup_cache(self):
-        run_dir = os.environ.get(trial.RUN_DIR_ENV) or records.new_run(SETTINGS)
-        return str(coverage.write(run_dir, SETTINGS, SMALLEST))
+        return str(coverage.write(trial.current_run_dir(SETTINGS), SETTINGS, SMALLEST))
 
     def setup(self, path, workload):
         found = records.read_json(Path(path)) or {}

@@ -19,9 +19,14 @@ from .config import RunSettings, recorded, scale_rows
 RUN_DIR_ENV = "PREPBENCH_RUN_DIR"
 
 
+def current_run_dir(settings: RunSettings) -> Path:
+    """The run directory `bench` created for this asv run, or a new one when asv is run directly."""
+    return Path(os.environ[RUN_DIR_ENV]) if os.environ.get(RUN_DIR_ENV) else records.new_run(settings)
+
+
 def prepare_run(settings: RunSettings, progress=print) -> str:
     """Once per run: the run directory, every dataset the workloads need at every scale, the class archive."""
-    run_dir = Path(os.environ[RUN_DIR_ENV]) if os.environ.get(RUN_DIR_ENV) else records.new_run(settings)
+    run_dir = current_run_dir(settings)
     chosen = [workloads.get(name) for name in workloads.selected(settings.workloads)]
     tables = sorted({table for w in chosen for table in w.tables if table in data.TABLES})
     for scale in settings.scales:
