@@ -119,6 +119,7 @@ def cmd_bench(args) -> int:
     command += [a for a in args.asv_args if a != "--"]
     print("prepbench: " + " ".join(command), flush=True)
     asv_status = subprocess.run(command, cwd=REPO_ROOT, env=env).returncode
+    print(f"prepbench: comparison written to {report.write_comparison(run_dir)}")
     text = report.summary(run_dir)
     summary_file = run_dir / "summary.txt"
     tmp = summary_file.with_suffix(".tmp")

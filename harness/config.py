@@ -168,7 +168,7 @@ _TYPES = {
 def known_keys() -> dict[str, str]:
     """key -> type for the Spark keys the suite checks and every key the pinned plugin declares."""
     keys = {}
-    for path in (CONF_DIR / "keys" / "spark.tsv", catalogue_path()):
+    for path in (CONF_DIR / "keys" / "spark.tsv", CONF_DIR / "keys" / "prepbench.tsv", catalogue_path()):
         for line in path.read_text().splitlines():
             if line and not line.startswith("#"):
                 key, kind = line.split("\t")
@@ -176,16 +176,23 @@ def known_keys() -> dict[str, str]:
     return keys
 
 
+SUITE_PREFIX = "prepbench."  # the suite's own keys (cost, verdict, sampling): never passed to Spark
+_CHECKED_PREFIXES = {"spark.rapids.": ("RAPIDS Accelerator", catalogue_path),
+                     SUITE_PREFIX: ("prepbench", lambda: CONF_DIR / "keys" / "prepbench.tsv")}
+
+
 def validate(key: str, value: str, source: str) -> None:
     kind = known_keys().get(key)
-    if kind is None and key.startswith("spark.rapids."):
-        if DYNAMIC_KEY_PATTERN.fullmatch(key):
-            kind = "boolean"
-        else:
-            rapids = [k for k in known_keys() if k.startswith("spark.rapids.")]
-            near = difflib.get_close_matches(key, rapids, n=1, cutoff=0.6)
-            hint = f"did you mean '{near[0]}'?" if near else f"see {_show(catalogue_path())} for the known keys"
-            raise ConfigError(f"{source}: unknown RAPIDS Accelerator key '{key}': {hint}")
+    if kind is None and DYNAMIC_KEY_PATTERN.fullmatch(key):
+        kind = "boolean"
+    elif kind is None and key.startswith(f"{SUITE_PREFIX}price."):
+        kind = "double"
+    elif kind is None:
+        for prefix, (owner, listing) in _CHECKED_PREFIXES.items():
+            if key.startswith(prefix):
+                near = difflib.get_close_matches(key, [k for k in known_keys() if k.startswith(prefix)], n=1, cutoff=0.6)
+                hint = f"did you mean '{near[0]}'?" if near else f"see {_show(listing())} for the known keys"
+                raise ConfigError(f"{source}: unknown {owner} key '{key}': {hint}")
     if kind is not None:
         pattern, expected = _TYPES[kind]
         if not re.fullmatch(pattern, value.strip()):

@@ -112,15 +112,20 @@ def write(run_dir: Path, settings: RunSettings, scale: str, engine: str = "gpu",
     return path
 
 
-# Wrappers and row/column transitions: neither work done on the CPU nor on the GPU.
+# Wrappers, row/column transitions and the noop sink that forces a workload: work on neither device.
 _NOT_WORK = {"AdaptiveSparkPlan", "ColumnarToRow", "RowToColumnar", "InputAdapter", "WholeStageCodegen",
              "AQEShuffleRead", "ShuffleQueryStage", "BroadcastQueryStage", "ReusedExchange", "Subquery",
-             "SubqueryBroadcast", "TableCacheQueryStage", "ResultQueryStage"}
-_PLAN_NODE = re.compile(r"^[\s:|+\-]*(?:\*\(\d+\)\s*)?\(?\d*\)?\s*([A-Z][A-Za-z0-9]*)")
+             "SubqueryBroadcast", "TableCacheQueryStage", "ResultQueryStage", "OverwriteByExpression"}
+# "+- * HashAggregate (7)" in a formatted plan: tree marks, the codegen star, then the operator's name.
+_PLAN_NODE = re.compile(r"^[\s:|+\-]*(?:\*\s*)?([A-Z][A-Za-z0-9]*)")
 
 
-def planned_operators(plan: str) -> dict:
-    """Operators of a physical plan as Spark prints it: which are the plugin's (Gpu...) and which are not."""
-    names = [m.group(1) for line in plan.splitlines() if (m := _PLAN_NODE.match(line))]
+def executed_operators(plans: list[str]) -> dict:
+    """Operators of the plans Spark ran (formatted, as its SQL status store keeps them): which are the
+    plugin's (Gpu...) and which are not. With adaptive execution only the final plan counts."""
+    names = []
+    for plan in plans:
+        tree = plan.split("\n\n", 1)[0].split("== Initial Plan ==", 1)[0]  # the tree, then node details
+        names += [m.group(1) for line in tree.splitlines()[1:] if (m := _PLAN_NODE.match(line))]
     work = [n for n in names if n not in _NOT_WORK and not n.startswith(("GpuColumnarToRow", "GpuRowToColumnar"))]
     return {"gpu": [n for n in work if n.startswith("Gpu")], "cpu": [n for n in work if not n.startswith("Gpu")]}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import CONF_DIR, EngineUnavailable, HarnessError, gpu, plugin
-from .config import RunSettings, Setting, SparkConf
+from .config import SUITE_PREFIX, RunSettings, Setting, SparkConf
 from .versions import check_installed_spark
 
 PLUGIN_CLASS = "com.nvidia.spark.SQLPlugin"
@@ -102,7 +102,8 @@ def start(engine: str, settings: RunSettings, extra_java_options: str = "", conf
 
     builder = SparkSession.builder
     for key, setting in conf.items():
-        builder = builder.config(key, setting.value)
+        if not key.startswith(SUITE_PREFIX):
+            builder = builder.config(key, setting.value)
     began = time.perf_counter()
     spark = builder.getOrCreate()
     _current = EngineSession(engine, spark, conf, time.perf_counter() - began)

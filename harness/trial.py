@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from . import EngineUnavailable, HarnessError, coverage, data, records, session, workloads
-from .config import RunSettings, recorded, scale_rows
+from . import EngineUnavailable, HarnessError, cost, coverage, data, gpu, metrics, records, session, workloads
+from .config import SUITE_PREFIX, RunSettings, recorded, scale_rows
 
 RUN_DIR_ENV = "PREPBENCH_RUN_DIR"
 
@@ -41,10 +42,13 @@ class OutputMismatch(HarnessError):
 
 
 class Trial:
-    """Session, data, warm-up and checksum outside the timed region; then timed runs; then the record.
+    """Session, data, warm-up, checksum and one instrumented run outside the timed region; then timed runs;
+    then the record.
 
     A timed run builds the workload's DataFrame and forces it, so work a workload does while building (an ML
-    fit, say) is timed too. The record is written when the trial starts (status "running"), so a process
+    fit, say) is timed too. The instrumented run has NVML sampling beside it and its Spark jobs tagged: every
+    metric besides time comes from it, once per engine, workload and scale, and asv's track benchmarks read
+    them from the record instead of running the workload again. The record is written when the trial starts (status "running"), so a process
     that dies leaves a trace, and again when it ends: "ok", "skipped", "failed", or "mismatch" when the
     output differs from another engine's in the same run (that benchmark then fails instead of being timed).
     """
@@ -58,9 +62,12 @@ class Trial:
         if variant:
             settings = dataclasses.replace(settings, overrides=(*settings.overrides, variant))
         rows = scale_rows(scale)
+        conf = {key: s.value for key, s in settings.spark_conf(engine).items()}
         self.record = records.read_json(self.path) or {
             "schema": records.SCHEMA, "engine": engine, "workload": workload, "family": self.workload.family,
             "scale": scale, "variant": variant, "samples_s": [], "session_start_s": [], "warmup_s": [],
+            "role": "gpu" if session.PLUGIN_CLASS in conf.get("spark.plugins", "") else "cpu",
+            "pricing": cost.pricing(conf),
         }
         self.samples: list[float] = []
         try:
@@ -85,9 +92,8 @@ class Trial:
             self.record["warmup_s"].append(self._force())
             if "checksum" not in self.record:
                 self.record["checksum"] = workloads.checksum(self.workload.build(self.tables))
-            if session.uses_plugin(self.session.conf):  # what the plugin really planned, not what it predicted
-                plan = self.workload.build(self.tables)._jdf.queryExecution().executedPlan().toString()
-                self.record["planned_operators"] = coverage.planned_operators(plan)
+            if "spark_metrics" not in self.record:
+                self._instrumented_run(conf)
         except Exception as err:
             self._close("failed", f"{type(err).__name__}: {err}")
             raise
@@ -101,6 +107,20 @@ class Trial:
         if figures:
             self.record["figures"] = figures
         return elapsed
+
+    def _instrumented_run(self, conf: dict[str, str]) -> None:
+        interval = float(conf.get(f"{SUITE_PREFIX}nvml.interval_s", gpu.DEFAULT_INTERVAL_S))
+        local = conf.get("spark.master", "local").startswith("local")  # the plugin then uses one GPU
+        sampler = gpu.Sampler(interval_s=interval, first_only=local)
+        with metrics.job_group(self.session.spark, self.workload.name) as group, sampler:
+            self.record["instrumented_s"] = self._force()
+        found = sampler.result()
+        if found.get("energy_j") is not None and self.record["rows"]:
+            found["energy_per_mrows_j"] = found["energy_j"] / self.record["rows"] * 1e6
+        self.record["gpu_metrics"] = found
+        self.record["spark_metrics"], plans = metrics.read(self.session.spark, group)
+        if session.uses_plugin(self.session.conf):  # what really ran on the GPU, not what the plugin predicted
+            self.record["planned_operators"] = coverage.executed_operators(plans)
 
     def _check_against_other_engines(self) -> None:
         for path in sorted(self.run_dir.glob(f"{self.workload.name}.*.{self.scale}*.json")):
@@ -127,6 +147,7 @@ class Trial:
         if self.record.get("status") in ("running", "ok"):
             self.record["samples_s"] += self.samples
             self.samples = []
+            self.record["cost"] = run_cost(self.record)
             self._save("ok")
         return self.record
 
@@ -139,6 +160,17 @@ class Trial:
         records.write_json(self.path, self.record)
 
 
+def run_cost(record: dict) -> dict:
+    """This engine's cost per million rows at the median of its timed runs, priced as its role's instance."""
+    prices = record["pricing"]
+    price = prices[record["role"]]
+    samples = record.get("samples_s") or []
+    median = statistics.median(samples) if samples else None
+    return {"instance": price.get("instance"), "nodes": prices["nodes"], "usd_per_hour": price.get("usd_per_hour"),
+            "median_s": median, "missing": price.get("missing"),
+            "cost_per_mrows_usd": cost.per_million_rows(prices["nodes"], price.get("usd_per_hour"), median, record.get("rows"))}
+
+
 _prepared: dict[tuple, Trial] = {}
 
 
@@ -149,6 +181,34 @@ def prepared(run_dir, engine: str, workload: str, scale: str, settings: RunSetti
     if key not in _prepared:
         _prepared[key] = Trial(run_dir, engine, workload, scale, settings, variant)
     return _prepared[key]
+
+
+def measured(run_dir, engine: str, workload: str, scale: str, settings: RunSettings, variant: str = "") -> dict:
+    """The record with its instrumented run's metrics: read when this run already has them (the timing
+    benchmark ran first), else made by preparing the trial here. Never a third run of the workload."""
+    record = records.read_json(records.record_path(run_dir, engine, workload, scale, variant)) or {}
+    if record.get("status") == "skipped":
+        raise EngineUnavailable(record.get("reason") or "skipped")
+    if "spark_metrics" in record or record.get("status") in ("failed", "mismatch"):
+        return record
+    return prepared(run_dir, engine, workload, scale, settings, variant).record
+
+
+def metric_values(record: dict) -> dict[str, float | None]:
+    """The figures asv tracks beside the times, None where one does not apply or was not measured."""
+    samples = record.get("samples_s") or []
+    gpu_found = record.get("gpu_metrics") or {}
+    planned = record.get("planned_operators") or {}
+    planned_count = len(planned.get("gpu", [])) + len(planned.get("cpu", []))
+    return {
+        "rows_per_second": record["rows"] / statistics.median(samples) if samples and record.get("rows") else None,
+        "cost_per_mrows_usd": (record.get("cost") or {}).get("cost_per_mrows_usd"),
+        "gpu_util_mean_pct": gpu_found.get("util_mean_pct"),
+        "gpu_util_p95_pct": gpu_found.get("util_p95_pct"),
+        "gpu_memory_peak_bytes": gpu_found.get("memory_peak_bytes"),
+        "energy_per_mrows_j": gpu_found.get("energy_per_mrows_j"),
+        "fallback_pct": 100 * len(planned.get("cpu", [])) / planned_count if planned_count else None,
+    }
 
 
 def fixed_cost_probe(workload: str, scale: str) -> None:

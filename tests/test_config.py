@@ -183,3 +183,21 @@ def test_pinned_pool_is_capped_by_host_memory_in_local_mode_only(monkeypatch):
 def test_unknown_engines_are_refused():
     with pytest.raises(ConfigError, match=r"unknown engine\(s\) \['tpu'\]"):
         RunSettings(engines=("cpu", "tpu"))
+
+
+def test_the_suites_own_keys_are_checked_like_spark_keys():
+    with pytest.raises(ConfigError, match="unknown prepbench key 'prepbench.cost.gpu_instanc': did you mean "
+                                          "'prepbench.cost.gpu_instance'"):
+        merge("cpu", overrides=("prepbench.cost.gpu_instanc=g6.xlarge",))
+    with pytest.raises(ConfigError, match="prepbench.cost.nodes must be a whole number"):
+        merge("cpu", overrides=("prepbench.cost.nodes=two",))
+    with pytest.raises(ConfigError, match="prepbench.price.g6.xlarge must be a number"):
+        merge("cpu", overrides=("prepbench.price.g6.xlarge=cheap",))
+    conf = merge("cpu", "gpu-local", ("prepbench.price.p5.48xlarge/8=9.5",))
+    assert conf["prepbench.cost.gpu_instance"].source == "conf/hosts/gpu-local.conf:15"
+    assert conf["prepbench.price.p5.48xlarge/8"].value == "9.5"
+
+
+def test_the_suites_own_keys_never_reach_spark(spark):
+    assert spark.conf.get("prepbench.cost.nodes", None) is None
+    assert spark.sparkContext.getConf().get("prepbench.verdict.max_fallback_fraction", None) is None

@@ -74,35 +74,40 @@ def test_the_coverage_command_prints_the_table(measured):
     assert "! BatchEvalPythonExec: GPU does not currently support the operator class" in stdout
 
 
-CPU_PLAN = """AdaptiveSparkPlan isFinalPlan=false
-+- Project [id#0L, pythonUDF0#54 AS x1_z#53]
-   +- BatchEvalPython [clip_z(x1#1, mu#10, sigma#11)#52], [pythonUDF0#54]
-      +- BroadcastNestedLoopJoin BuildRight, Cross
-         :- FileScan parquet [id#0L,x1#1] Batched: true, Format: Parquet
-         +- BroadcastExchange IdentityBroadcastMode, [plan_id=30]
-            +- HashAggregate(keys=[], functions=[avg(x1#34)], output=[mu#10])
-               +- Exchange SinglePartition, ENSURE_REQUIREMENTS, [plan_id=27]
-                  +- *(1) HashAggregate(keys=[], functions=[partial_avg(x1#34)])
-                     +- ColumnarToRow
-                        +- FileScan parquet [x1#34] Batched: true, Format: Parquet
+GPU_PLAN = """== Physical Plan ==
+OverwriteByExpression noop-table (14)
++- AdaptiveSparkPlan (13)
+   +- == Final Plan ==
+      ResultQueryStage (9)
+      +- GpuColumnarToRow (8)
+         +- GpuProject (7)
+            +- GpuRowToColumnar (6)
+               +- BatchEvalPython (5)
+                  +- GpuColumnarToRow (4)
+                     +- GpuBroadcastNestedLoopJoin (3)
+                        :- GpuFileGpuScan parquet  (1)
+                        +- GpuBroadcastExchange (2)
+   +- == Initial Plan ==
+      Project (12)
+      +- BatchEvalPython (11)
+         +- FileScan parquet  (10)
+
+
+(1) GpuFileGpuScan parquet
+Output [2]: [id#0L, x1#1]
 """
 
-GPU_PLAN = """AdaptiveSparkPlan isFinalPlan=false
-+- GpuColumnarToRow false
-   +- GpuProject [id#0L, x1_z#53]
-      +- GpuRowToColumnar targetsize(1073741824)
-         +- BatchEvalPython [clip_z(x1#1)#52], [pythonUDF0#54]
-            +- GpuColumnarToRow false
-               +- GpuBroadcastNestedLoopJoin BuildRight, Cross
-                  :- GpuFileGpuScan parquet [id#0L,x1#1] Batched: true
-                  +- GpuBroadcastExchange IdentityBroadcastMode
-"""
 
-
-def test_the_planned_operators_are_split_into_the_plugins_and_the_cpus():
-    assert coverage.planned_operators(CPU_PLAN) == {"gpu": [], "cpu": [
-        "Project", "BatchEvalPython", "BroadcastNestedLoopJoin", "FileScan", "BroadcastExchange", "HashAggregate",
-        "Exchange", "HashAggregate", "FileScan"]}
-    assert coverage.planned_operators(GPU_PLAN) == {
+def test_the_operators_that_ran_are_split_into_the_plugins_and_the_cpus(spark, tiny_tables, settings):
+    """A GPU run's final plan (formatted, as Spark's SQL status store keeps it), and a real CPU run's."""
+    assert coverage.executed_operators([GPU_PLAN]) == {
         "gpu": ["GpuProject", "GpuBroadcastNestedLoopJoin", "GpuFileGpuScan", "GpuBroadcastExchange"],
         "cpu": ["BatchEvalPython"]}
+    from harness import metrics
+
+    table = spark.read.parquet(str(tiny_tables["groupby"]))
+    with metrics.job_group(spark, "plan") as group:
+        table.groupBy("id1").count().write.format("noop").mode("overwrite").save()
+    _, plans = metrics.read(spark, group)
+    assert "== Final Plan ==" in plans[0]
+    assert coverage.executed_operators(plans) == {"gpu": [], "cpu": ["HashAggregate", "Exchange", "HashAggregate", "Scan"]}
