@@ -3,7 +3,8 @@
 Modules, one job each: ``config`` (layered Spark properties and run settings), ``versions`` (the pinned
 Spark/plugin pair), ``plugin`` (the RAPIDS jar), ``session`` (one SparkSession per process), ``data``
 (generated Parquet datasets), ``workloads`` (the registry), ``records`` (results on disk), ``trial`` (what
-asv and the tests run), ``report`` (summaries), ``cli`` (``python -m harness``).
+asv and the tests run), ``gpu`` (NVML), ``metrics`` (Spark's figures), ``cost`` (cost per row, the verdict),
+``coverage`` (GPU plan coverage), ``report`` (summaries, the comparison), ``cli`` (``python -m harness``).
 """
 
 from pathlib import Path

@@ -86,7 +86,7 @@ def _engine_entry(record: dict) -> dict:
         "instance": spent.get("instance"), "nodes": spent.get("nodes"), "usd_per_hour": spent.get("usd_per_hour"),
         "cost_per_mrows_usd": spent.get("cost_per_mrows_usd"), "gpu_metrics": gpu_found,
         "spark": record.get("spark_metrics"), "planned_on_cpu": (record.get("planned_operators") or {}).get("cpu"),
-        "host_profile": ((record.get("config") or {}).get("prepbench.cost.cpu_instance") or {}).get("source", "").split(":")[0],
+        "host_profile": record.get("host_profile"),
     }
 
 

@@ -67,7 +67,7 @@ class Trial:
             "schema": records.SCHEMA, "engine": engine, "workload": workload, "family": self.workload.family,
             "scale": scale, "variant": variant, "samples_s": [], "session_start_s": [], "warmup_s": [],
             "role": "gpu" if session.PLUGIN_CLASS in conf.get("spark.plugins", "") else "cpu",
-            "pricing": cost.pricing(conf),
+            "host_profile": settings.host, "pricing": cost.pricing(conf),
         }
         self.samples: list[float] = []
         try:
