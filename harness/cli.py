@@ -133,10 +133,7 @@ def cmd_bench(args) -> int:
 
 def _scratch_asv_config(run_dir: Path) -> Path:
     """asv.conf.json with asv's own files sent into the run directory: a smoke run leaves results/asv alone."""
-    text = (REPO_ROOT / "asv.conf.json").read_text()
-    conf = json.loads("\n".join(line for line in text.splitlines() if not line.strip().startswith("//")))
-    conf.update(repo=str(REPO_ROOT), benchmark_dir=str(REPO_ROOT / conf["benchmark_dir"]),
-                results_dir=str(run_dir / "asv"), html_dir=str(run_dir / "asv-html"))
+    conf = records.asv_config(results_dir=str(run_dir / "asv"), html_dir=str(run_dir / "asv-html"))
     path = run_dir / "asv" / "asv.conf.json"
     path.parent.mkdir()
     path.write_text(json.dumps(conf, indent=1))
