@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import REPO_ROOT, HarnessError, bundle, coverage, data, plugin, records, report, session, versions, workloads
+from . import (REPO_ROOT, HarnessError, bundle, coverage, dashboard, data, plugin, records, report, session, versions,
+               workloads)
 from .config import RunSettings, engines, merge, redact, scale_rows
 from .trial import RUN_DIR_ENV
 
@@ -54,6 +55,13 @@ def main(argv=None) -> int:
                       help="Python of the offline host (default: this one's)")
     pack.add_argument("--platform", action="append", help="pip platform tag(s) of the offline host "
                       f"(default: {', '.join(bundle.PLATFORMS)})")
+
+    site = commands.add_parser("site", help="write the comparison site (index.html, CSV, JSON, asv's history) "
+                                            "from the results")
+    site.add_argument("run_dirs", nargs="*", type=Path, help="only these run directories (default: every run "
+                      "under --results, in runs/ and smoke/)")
+    site.add_argument("--results", type=Path, default=REPO_ROOT / "results", help="the results tree (default: results)")
+    site.add_argument("--out", type=Path, help="where to write the site (default: <results>/site)")
 
     doctor = commands.add_parser("doctor", help="what this host has, and which engines can run here")
     doctor.add_argument("--host", help="host overlay in conf/hosts/ (default: local)")
@@ -163,6 +171,12 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_site(args) -> int:
+    dashboard.build(args.run_dirs or dashboard.find_runs(args.results), args.out or args.results / "site",
+                    args.results / "asv")
+    return 0
+
+
 def cmd_config(args) -> int:
     settings = _settings(args)
     conf = merge(args.engine, settings.host, settings.overrides)
@@ -256,6 +270,7 @@ def cmd_workloads(args) -> int:
 COMMANDS = {
     "bench": cmd_bench,
     "summary": cmd_summary,
+    "site": cmd_site,
     "config": cmd_config,
     "generate": cmd_generate,
     "bundle": cmd_bundle,
