@@ -12,8 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import (REPO_ROOT, HarnessError, bundle, coverage, dashboard, data, plugin, records, report, session, versions,
-               workloads)
+from . import (REPO_ROOT, HarnessError, browser, bundle, coverage, dashboard, data, plugin, records, report, session,
+               versions, workloads)
 from .config import RunSettings, engines, merge, redact, scale_rows
 from .trial import RUN_DIR_ENV
 
@@ -67,6 +67,8 @@ def main(argv=None) -> int:
     doctor.add_argument("--host", help="host overlay in conf/hosts/ (default: local)")
     commands.add_parser("workloads", help="list the registered workloads")
     commands.add_parser("fetch-plugin", help="download the pinned RAPIDS Accelerator jar into the cache")
+    commands.add_parser("fetch-browser", help="install Chromium and chromedriver for the browser tests, if missing "
+                                              "(apt-get, as root)")
     keys = commands.add_parser("rapids-keys", help="rewrite conf/keys/rapids-<version>.tsv from the plugin jar")
     keys.add_argument("--jar", type=Path, help="the plugin jar (default: the one the GPU engine would use)")
 
@@ -202,6 +204,11 @@ def cmd_fetch_plugin(args) -> int:
     return 0
 
 
+def cmd_fetch_browser(args) -> int:
+    browser.fetch()
+    return 0
+
+
 def cmd_rapids_keys(args) -> int:
     print(f"wrote {plugin.write_catalogue(args.jar or plugin.find_jar())}")
     return 0
@@ -278,5 +285,6 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "workloads": cmd_workloads,
     "fetch-plugin": cmd_fetch_plugin,
+    "fetch-browser": cmd_fetch_browser,
     "rapids-keys": cmd_rapids_keys,
 }
