@@ -135,6 +135,7 @@ def cmd_bench(args) -> int:
     tmp.write_text(text)
     os.replace(tmp, summary_file)
     print("\n" + text + f"\nsummary written to {summary_file}")
+    dashboard.build([run_dir], run_dir / "site", Path(records.asv_config()["results_dir"]))
     problems = report.problems(run_dir)
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
