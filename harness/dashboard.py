@@ -299,9 +299,10 @@ def build(run_dirs, out: Path, asv_results: Path | None = None, progress=print) 
         shutil.rmtree(work, ignore_errors=True)
         raise
     index = out / "index.html"
-    missing = f"; {len(results.missing)} things missing, listed on the page" if results.missing else ""
+    missing = f"; {_count(len(results.missing), 'thing')} missing, listed on the page" if results.missing else ""
     (progress or (lambda message: None))(
-        f"comparison site written to {index} ({len(results.rows)} rows from {_count(len(results.runs), 'run')}"
+        f"comparison site written to {index} ({_count(len(results.rows), 'row')} from "
+        f"{_count(len(results.runs), 'run')}"
         f"{missing}); open it in a browser, or serve it: python3 -m http.server -d {out}")
     return index
 
@@ -371,7 +372,8 @@ svg.spark { vertical-align: middle; } svg.spark rect { fill: #f1f1f1; }
 svg.spark polyline { fill: none; stroke: var(--gpu); stroke-width: 1.2; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: .2rem 1rem 1rem; margin: 1rem 0; }
 .card h3 { margin-bottom: .2rem; } .side th { text-align: left; font-weight: 500; color: #555; }
-.side td { min-width: 16rem; } #runs td { white-space: nowrap; } details { margin-top: .4rem; } details table { font-size: 12px; }
+.side td { min-width: 16rem; } #runs td { white-space: nowrap; }
+details { margin-top: .4rem; } details table { font-size: 12px; }
 """
 
 # Sorts the summary table by the clicked column: numbers as numbers, empty cells last either way.
@@ -412,8 +414,9 @@ def page(results: Results, flat: list[dict], asv_published: bool) -> str:
            "base-uri 'none'; form-action 'none'")
     body = [
         "<h1>Should data preparation share the GPUs?</h1>",
-        f"<p class=lede>CPU Spark against the RAPIDS Accelerator, workload by workload: {len(flat)} rows from "
-        f"{_count(len(results.runs), 'run')} on {_count(len(hosts), 'host')}. Built {_e(_date(_now()))}. "
+        "<p class=lede>CPU Spark against the RAPIDS Accelerator, workload by workload: "
+        f"{_count(len(flat), 'row')} from {_count(len(results.runs), 'run')} on {_count(len(hosts), 'host')}. "
+        f"Built {_e(_date(_now()))}. "
         + " · ".join(f"<a href=\"{href}\">{text}</a>" for href, text in links) + "</p>",
         f"<p class=note>{_e(asv_note)}</p>",
     ]
