@@ -407,8 +407,9 @@ def page(results: Results, flat: list[dict], asv_published: bool) -> str:
     links = [("comparison.csv", "CSV"), ("comparison.json", "JSON")]
     if asv_published:
         links.insert(0, ("asv/index.html", "asv's history across commits and hosts"))
-    asv_note = ("asv's pages load their data with XHR: serve the site (`python3 -m http.server -d` this "
-                "directory, or `asv preview`) rather than opening them as files." if asv_published else
+    asv_note = ("Unlike this page, asv's own pages (asv 0.6's template) load jQuery, flot and Bootstrap from "
+                "CDNs and their data with XHR: browse them served (`python3 -m http.server -d` this directory) "
+                "with network access." if asv_published else
                 "asv's history is not part of this site: `python -m harness site` publishes results/asv.")
     csp = (f"default-src 'none'; script-src '{_sha256(_JS)}'; style-src '{_sha256(_CSS)}'; img-src data:; "
            "base-uri 'none'; form-action 'none'")
