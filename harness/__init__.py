@@ -3,7 +3,8 @@
 Modules, one job each: ``config`` (layered Spark properties and run settings), ``versions`` (the pinned
 Spark/plugin pair), ``plugin`` (the RAPIDS jar), ``session`` (one SparkSession per process), ``data``
 (generated Parquet datasets), ``workloads`` (the registry), ``records`` (results on disk), ``trial`` (what
-asv and the tests run), ``report`` (summaries), ``cli`` (``python -m harness``).
+asv and the tests run), ``report`` (summaries), ``dashboard`` (the comparison site), ``browser`` (Chromium for
+its tests), ``cli`` (``python -m harness``).
 """
 
 from pathlib import Path

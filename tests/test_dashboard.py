@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO_ROOT, browser, dashboard
+from harness import REPO_ROOT, HarnessError, browser, dashboard
 from harness.cli import main
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results"
@@ -162,6 +162,15 @@ def test_the_committed_runs_with_asv_history(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- in a browser
+
+
+def test_fetch_browser_finds_it_or_says_what_to_run(monkeypatch, capsys):
+    assert main(["fetch-browser"]) == 0 and "browser for the tests:" in capsys.readouterr().out
+    monkeypatch.setattr(browser.shutil, "which", lambda name: "/usr/bin/apt-get" if name == "apt-get" else None)
+    monkeypatch.setattr(browser.os, "geteuid", lambda: 1000)
+    with pytest.raises(HarnessError, match=r"needs root: run `sudo sh -c 'apt-get update && apt-get install -y "
+                                           r"chromium chromium-driver'`"):
+        browser.fetch(progress=quiet)
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
