@@ -4,7 +4,8 @@ Modules, one job each: ``config`` (layered Spark properties and run settings), `
 Spark/plugin pair), ``plugin`` (the RAPIDS jar), ``session`` (one SparkSession per process), ``data``
 (generated Parquet datasets), ``workloads`` (the registry), ``records`` (results on disk), ``trial`` (what
 asv and the tests run), ``gpu`` (NVML), ``metrics`` (Spark's figures), ``cost`` (cost per row, the verdict),
-``coverage`` (GPU plan coverage), ``report`` (summaries, the comparison), ``cli`` (``python -m harness``).
+``coverage`` (GPU plan coverage), ``report`` (summaries, the comparison), ``dashboard`` (the comparison
+site), ``browser`` (Chromium for its tests), ``cli`` (``python -m harness``).
 """
 
 from pathlib import Path

@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import REPO_ROOT, HarnessError, bundle, coverage, data, plugin, records, report, session, versions, workloads
+from . import (REPO_ROOT, HarnessError, browser, bundle, coverage, dashboard, data, plugin, records, report, session,
+               versions, workloads)
 from .config import RunSettings, engines, merge, redact, scale_rows
 from .trial import RUN_DIR_ENV
 
@@ -55,10 +56,19 @@ def main(argv=None) -> int:
     pack.add_argument("--platform", action="append", help="pip platform tag(s) of the offline host "
                       f"(default: {', '.join(bundle.PLATFORMS)})")
 
+    site = commands.add_parser("site", help="write the comparison site (index.html, CSV, JSON, asv's history) "
+                                            "from the results")
+    site.add_argument("run_dirs", nargs="*", type=Path, help="only these run directories (default: every run "
+                      "under --results, in runs/ and smoke/)")
+    site.add_argument("--results", type=Path, default=REPO_ROOT / "results", help="the results tree (default: results)")
+    site.add_argument("--out", type=Path, help="where to write the site (default: <results>/site)")
+
     doctor = commands.add_parser("doctor", help="what this host has, and which engines can run here")
     doctor.add_argument("--host", help="host overlay in conf/hosts/ (default: local)")
     commands.add_parser("workloads", help="list the registered workloads")
     commands.add_parser("fetch-plugin", help="download the pinned RAPIDS Accelerator jar into the cache")
+    commands.add_parser("fetch-browser", help="install Chromium and chromedriver for the browser tests, if missing "
+                                              "(apt-get, as root)")
     keys = commands.add_parser("rapids-keys", help="rewrite conf/keys/rapids-<version>.tsv from the plugin jar")
     keys.add_argument("--jar", type=Path, help="the plugin jar (default: the one the GPU engine would use)")
 
@@ -126,6 +136,7 @@ def cmd_bench(args) -> int:
     tmp.write_text(text)
     os.replace(tmp, summary_file)
     print("\n" + text + f"\nsummary written to {summary_file}")
+    dashboard.build([run_dir], run_dir / "site", Path(records.asv_config()["results_dir"]))
     problems = report.problems(run_dir)
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
@@ -134,10 +145,7 @@ def cmd_bench(args) -> int:
 
 def _scratch_asv_config(run_dir: Path) -> Path:
     """asv.conf.json with asv's own files sent into the run directory: a smoke run leaves results/asv alone."""
-    text = (REPO_ROOT / "asv.conf.json").read_text()
-    conf = json.loads("\n".join(line for line in text.splitlines() if not line.strip().startswith("//")))
-    conf.update(repo=str(REPO_ROOT), benchmark_dir=str(REPO_ROOT / conf["benchmark_dir"]),
-                results_dir=str(run_dir / "asv"), html_dir=str(run_dir / "asv-html"))
+    conf = records.asv_config(results_dir=str(run_dir / "asv"), html_dir=str(run_dir / "asv-html"))
     path = run_dir / "asv" / "asv.conf.json"
     path.parent.mkdir()
     path.write_text(json.dumps(conf, indent=1))
@@ -167,6 +175,12 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_site(args) -> int:
+    dashboard.build(args.run_dirs or dashboard.find_runs(args.results), args.out or args.results / "site",
+                    args.results / "asv")
+    return 0
+
+
 def cmd_config(args) -> int:
     settings = _settings(args)
     conf = merge(args.engine, settings.host, settings.overrides)
@@ -189,6 +203,11 @@ def cmd_generate(args) -> int:
 
 def cmd_fetch_plugin(args) -> int:
     plugin.fetch_jar()
+    return 0
+
+
+def cmd_fetch_browser(args) -> int:
+    browser.fetch()
     return 0
 
 
@@ -260,6 +279,7 @@ def cmd_workloads(args) -> int:
 COMMANDS = {
     "bench": cmd_bench,
     "summary": cmd_summary,
+    "site": cmd_site,
     "config": cmd_config,
     "generate": cmd_generate,
     "bundle": cmd_bundle,
@@ -267,5 +287,6 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "workloads": cmd_workloads,
     "fetch-plugin": cmd_fetch_plugin,
+    "fetch-browser": cmd_fetch_browser,
     "rapids-keys": cmd_rapids_keys,
 }

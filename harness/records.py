@@ -36,6 +36,16 @@ def write_json(path: Path, payload: dict) -> None:
     os.replace(tmp.name, path)
 
 
+def asv_config(**changes: str) -> dict:
+    """asv.conf.json (asv allows // comments) with absolute paths, plus `changes`: a copy of it written
+    anywhere works, because asv resolves relative paths from the configuration file's directory."""
+    text = (REPO_ROOT / "asv.conf.json").read_text()
+    conf = json.loads("\n".join(line for line in text.splitlines() if not line.strip().startswith("//")))
+    conf.update(repo=str(REPO_ROOT), benchmark_dir=str(REPO_ROOT / conf["benchmark_dir"]),
+                results_dir=str(REPO_ROOT / conf["results_dir"]), html_dir=str(REPO_ROOT / conf["html_dir"]))
+    return {**conf, **changes}
+
+
 def read_json(path: Path) -> dict | None:
     try:
         return json.loads(Path(path).read_text())

@@ -34,3 +34,5 @@ def test_smoke_run_through_asv_records_the_chosen_workloads(tmp_path, settings):
     after = sorted(asv_results.rglob("*.json")) if asv_results.exists() else []
     assert after == before, "a smoke run must leave results/asv alone"
     assert (run_dir / "asv" / "benchmarks.json").is_file()
+    site = run_dir / "site" / "index.html"  # the README's main command ends with the run's comparison site
+    assert site.is_file() and f"comparison site written to {site}" in done.stdout
