@@ -7,6 +7,7 @@ and other tools read. Nothing here touches a live session.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,7 +160,7 @@ def verdict_table(found: dict) -> str:
         label = row["workload"] + (f" [{row['variant']}]" if row["variant"] else "")
         table.append((label, row["scale"], _num(cpu.get("median_s"), 3), _num(gpu.get("median_s"), 3),
                       _num(row["speedup"], 2, "x"), _num(row["break_even_speedup"], 2, "x"),
-                      _num(cpu.get("cost_per_mrows_usd"), 5), _num(gpu.get("cost_per_mrows_usd"), 5), row["verdict"]))
+                      _usd(cpu.get("cost_per_mrows_usd")), _usd(gpu.get("cost_per_mrows_usd")), row["verdict"]))
         reasons += [f"  {label} at {row['scale']}: {reason}" for reason in row["reasons"]]
     t, p = found["thresholds"] or {}, found["prices"] or {}
     lines = ["verdicts (should prep share the accelerators?); thresholds: GPU busy at least "
@@ -244,6 +245,13 @@ def _mean(values):
 
 def _num(value, digits, suffix=""):
     return "-" if value is None else f"{value:.{digits}f}{suffix}"
+
+
+def _usd(value):
+    """Three significant figures without exponents: $0.0000327, $0.0159."""
+    if value is None:
+        return "-"
+    return f"${value:.{max(2, 2 - math.floor(math.log10(value)))}f}" if value > 0 else "$0"
 
 
 def _columns(table: list[tuple]) -> list[str]:
