@@ -242,7 +242,7 @@ class RunSettings:
     seed: int = 42
     workloads: tuple[str, ...] = ("*",)  # names or glob patterns, e.g. ("join_*", "ml_pipeline")
     sweep: bool = False  # add the configuration sweep (conf/sweep.conf) to the run
-    data_dir: Path = field(default_factory=lambda: cache_dir() / "data")
+    data_dir: Path | str = field(default_factory=lambda: cache_dir() / "data")  # or a URI: file://, hdfs://, s3a://
     results_dir: Path = REPO_ROOT / "results" / "runs"
 
     ENV = {
@@ -281,6 +281,8 @@ class RunSettings:
                 values[name] = int(raw)
             elif name == "sweep":
                 values[name] = raw.lower() in ("1", "true", "yes")
+            elif name == "data_dir" and "://" in raw:
+                values[name] = raw
             elif name in ("data_dir", "results_dir"):
                 values[name] = Path(raw).expanduser()
             else:
