@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import REPO_ROOT, HarnessError, bundle, coverage, data, plugin, records, report, session, versions, workloads
+from . import (REPO_ROOT, HarnessError, bundle, cluster, coverage, data, plugin, records, report, session, versions,
+               workloads)
 from .config import RunSettings, engines, merge, redact, scale_rows
 from .trial import RUN_DIR_ENV
 
@@ -74,8 +75,12 @@ def _run_options(parser) -> None:
     parser.add_argument("--host", help="host overlay in conf/hosts/ (default: local)")
     parser.add_argument("--engines", help="comma-separated engines from conf/engines/ (default: cpu,gpu)")
     parser.add_argument("--scales", help="comma-separated row counts, e.g. 1e6,1e7 (default: 1e6,1e7)")
+    for option, (key, metavar, text) in cluster.LAYOUT_OPTIONS.items():
+        parser.add_argument(f"--{option.replace('_', '-')}", metavar=metavar, help=f"{text}: sets {key}")
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                         help="override a Spark property; repeatable; wins over every file")
+    parser.add_argument("--data-dir", help="dataset cache: a directory or a URI Spark reads "
+                        "(file://, hdfs://, s3a://); default ~/.cache/prepbench/data")
     parser.add_argument("--workloads", help="comma-separated names or glob patterns, e.g. 'join_*,ml_pipeline'")
     parser.add_argument("--results-dir", type=Path, help="where run directories go (default: results/runs)")
 
@@ -88,12 +93,18 @@ def _settings(args, default_scales=None) -> RunSettings:
         host=args.host or base.host,
         engines=tuple(e.strip() for e in args.engines.split(",")) if getattr(args, "engines", None) else base.engines,
         scales=tuple(s.strip() for s in scales.split(",")) if scales else base.scales,
-        overrides=(*base.overrides, *args.conf),
+        overrides=(*base.overrides, *_layout_overrides(args), *args.conf),
         seed=base.seed,
         workloads=tuple(w.strip() for w in args.workloads.split(",")) if getattr(args, "workloads", None) else base.workloads,
-        data_dir=base.data_dir,
+        data_dir=data.as_location(args.data_dir) if getattr(args, "data_dir", None) else base.data_dir,
         results_dir=args.results_dir or base.results_dir,
     )
+
+
+def _layout_overrides(args) -> list[str]:
+    """--master, --executors, ...: command-line overrides of their Spark properties."""
+    return [f"{key}={getattr(args, option)}" for option, (key, _, _) in cluster.LAYOUT_OPTIONS.items()
+            if getattr(args, option) is not None]
 
 
 def cmd_bench(args) -> int:
@@ -103,7 +114,7 @@ def cmd_bench(args) -> int:
     settings = _settings(args, default_scales=SMOKE_SCALE if args.smoke else None)
     settings = dataclasses.replace(settings, sweep=args.sweep or settings.sweep)
     for engine in settings.engines:  # bad configuration fails here, before asv starts a process per benchmark
-        settings.spark_conf(engine)
+        cluster.check_master(settings.spark_conf(engine))
     workloads.selected(settings.workloads)
     run_dir = records.new_run(settings)
     print(f"prepbench: run directory {run_dir}", flush=True)

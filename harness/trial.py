@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import EngineUnavailable, HarnessError, coverage, data, records, session, workloads
+from . import EngineUnavailable, HarnessError, cluster, coverage, data, records, session, workloads
 from .config import RunSettings, recorded, scale_rows
 
 RUN_DIR_ENV = "PREPBENCH_RUN_DIR"
@@ -127,6 +127,7 @@ class Trial:
         if self.record.get("status") in ("running", "ok"):
             self.record["samples_s"] += self.samples
             self.samples = []
+            self.record["executors"] = cluster.executors(self.session.spark)  # where it ran, lost ones included
             self._save("ok")
         return self.record
 
