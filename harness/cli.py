@@ -8,13 +8,16 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from . import (REPO_ROOT, HarnessError, bundle, cluster, coverage, data, plugin, records, report, session, versions,
                workloads)
 from .config import RunSettings, engines, merge, redact, scale_rows
+from .standalone import StandaloneCluster
 from .trial import RUN_DIR_ENV
 
 SMOKE_SCALE = "1e4"
@@ -55,6 +58,12 @@ def main(argv=None) -> int:
                       help="Python of the offline host (default: this one's)")
     pack.add_argument("--platform", action="append", help="pip platform tag(s) of the offline host "
                       f"(default: {', '.join(bundle.PLATFORMS)})")
+
+    loopback = commands.add_parser("standalone", help="a Spark standalone cluster on 127.0.0.1 until interrupted "
+                                   "(to try the cluster path on one machine)")
+    loopback.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    loopback.add_argument("--cores", type=int, default=1, help="cores each worker offers (default 1)")
+    loopback.add_argument("--memory", default="2g", help="memory each worker offers (default 2g)")
 
     doctor = commands.add_parser("doctor", help="what this host has, and which engines can run here")
     doctor.add_argument("--host", help="host overlay in conf/hosts/ (default: local)")
@@ -197,6 +206,21 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_standalone(args) -> int:
+    """Runs until Ctrl-C or SIGTERM, then stops every process it started."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with StandaloneCluster(args.workers, args.cores, args.memory) as running:
+        print(f"standalone cluster at {running.url}: {args.workers} worker(s) x {args.cores} core(s), {args.memory} "
+              f"(logs in {running.root})\nrun against it, e.g.:\n  python -m harness bench --host standalone "
+              f"--master {running.url}\nCtrl-C stops it.", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 def cmd_fetch_plugin(args) -> int:
     plugin.fetch_jar()
     return 0
@@ -276,6 +300,7 @@ COMMANDS = {
     "coverage": cmd_coverage,
     "doctor": cmd_doctor,
     "workloads": cmd_workloads,
+    "standalone": cmd_standalone,
     "fetch-plugin": cmd_fetch_plugin,
     "rapids-keys": cmd_rapids_keys,
 }

@@ -1,15 +1,123 @@
-"""Clusters: the master and executor layout, checked before any JVM; what a cluster session ships."""
+"""Clusters: the suite against a real Spark standalone cluster, a master and two workers on 127.0.0.1.
+
+Workloads run across two executor processes, so shuffles cross processes, and their output must equal
+local mode's. A worker killed in the middle of a run must end in a correct result (Spark re-ran the lost
+tasks) or a failure recorded with its reason, never in a wrong result recorded as ok. Every cluster is
+stopped, leaving no process behind, even when a test fails. The cluster's driver runs in a child process
+(``cluster_driver.py``): this process already holds the local session.
+"""
 
 import dataclasses
+import json
+import os
 import socket
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from harness import HarnessError, cli, cluster, plugin, session
-from harness.config import merge
+from harness import HarnessError, cli, cluster, data, plugin, records, session, workloads
+from harness.config import RunSettings, merge, scale_rows
+from harness.standalone import StandaloneCluster
+
+from conftest import TINY
+
+ACROSS_WORKERS = ("groupby_sum_mean", "join_big_shuffle_int", "standardize_clip_pandas_udf")  # shuffle, join, Python
+KILLED_MID_RUN, KILL_SCALE = "join_big_shuffle_int", "1e6"
+DRIVER = Path(__file__).with_name("cluster_driver.py")
+# The tests check results, not speed: the quick compiler alone spares these short-lived JVMs most JIT work.
+QUICK_JVMS = tuple(f"spark.{side}.extraJavaOptions=-XX:TieredStopAtLevel=1" for side in ("driver", "executor"))
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory):
+    with StandaloneCluster(workers=2, cores=1, memory="2g", root=tmp_path_factory.mktemp("standalone")) as running:
+        yield running
+    assert running.leftovers() == []
+
+
+@pytest.fixture(scope="module")
+def data_uri(tmp_path_factory):
+    """Datasets under a file:// URI: written by the generator through pyarrow, read by every executor."""
+    return tmp_path_factory.mktemp("cluster-data").as_uri()
+
+
+def cluster_settings(master_url, data_dir, results_dir) -> RunSettings:
+    return RunSettings(host="standalone", engines=("cpu",), overrides=(f"spark.master={master_url}", *QUICK_JVMS),
+                       data_dir=data_dir, results_dir=results_dir)
+
+
+def ensure_tables(names, scale, data_dir):
+    for table in {t for name in names for t in workloads.get(name).tables}:
+        data.ensure(table, scale_rows(scale), RunSettings.seed, data_dir, progress=None)
+
+
+def drive(settings: RunSettings, scale: str, names, *extra: str) -> tuple[Path, dict]:
+    """Run the workloads in a driver process of their own; returns its run directory and its report."""
+    run_dir = records.new_run(settings)
+    done = subprocess.run([sys.executable, str(DRIVER), str(run_dir), scale, *names, *extra],
+                          env={**os.environ, **settings.to_env()}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return run_dir, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def local_checksum(spark, data_dir, name, scale) -> dict:
+    """The same workload's output in this process's local-mode session, from the same files."""
+    workload = workloads.get(name)
+    tables = {t: spark.read.parquet(data.table_path(t, scale_rows(scale), RunSettings.seed, data_dir))
+              for t in workload.tables}
+    with workloads.sql_settings(spark, workload):
+        return workloads.checksum(workload.build(tables))
+
+
+def test_workloads_across_two_workers_equal_local_mode(standalone, data_uri, spark, tmp_path):
+    ensure_tables(ACROSS_WORKERS, TINY, data_uri)
+    run_dir, report = drive(cluster_settings(standalone.url, data_uri, tmp_path), TINY, ACROSS_WORKERS)
+    assert report["statuses"] == {name: "ok" for name in ACROSS_WORKERS}
+    for name in ACROSS_WORKERS:
+        record = json.loads(records.record_path(run_dir, "cpu", name, TINY).read_text())
+        assert record["config"]["spark.master"] == {"value": standalone.url, "source": "command line",
+                                                    "replaced": ["conf/base.conf:7", "conf/hosts/standalone.conf:5"]}
+        expected = local_checksum(spark, data_uri, name, TINY)
+        assert workloads.compare(expected, record["checksum"], workloads.get(name).float_rel_tol) == [], name
+    executors = [e for e in record["executors"] if e["id"] != "driver"]  # the driver process's, over its trials
+    assert len(executors) == 2 and all(e["active"] for e in executors)
+    for executor in executors:  # both did work, and each wrote and read shuffle blocks: shuffles crossed processes
+        assert executor["tasks"] > 0 and executor["shuffle_write_bytes"] > 0 and executor["shuffle_read_bytes"] > 0
+    # The pandas UDF's module came from the code archive the harness shipped, not from this checkout.
+    assert report["harness_on_executors"] and all(".zip/harness/" in p for p in report["harness_on_executors"])
+
+
+def test_a_worker_killed_mid_run_is_recovered_or_recorded_as_failed(data_uri, spark, tmp_path):
+    ensure_tables([KILLED_MID_RUN], KILL_SCALE, data_uri)
+    with StandaloneCluster(workers=2, cores=1, memory="2g", root=tmp_path / "standalone") as running:
+        worker = running.worker_daemons[1].process.pid  # its process group: the worker and its executors
+        run_dir, report = drive(cluster_settings(running.url, data_uri, tmp_path), KILL_SCALE, [KILLED_MID_RUN],
+                                "--kill-worker", str(worker))
+    assert running.leftovers() == []
+    assert report["kill"]["busy_executors"], "the worker was not killed while both executors worked"
+    record = json.loads(records.record_path(run_dir, "cpu", KILLED_MID_RUN, KILL_SCALE).read_text())
+    assert record["status"] in ("ok", "failed")
+    if record["status"] == "failed":
+        assert record["reason"]
+    else:  # Spark re-ran the lost tasks on the other worker: the output must be whole
+        lost = [e for e in record["executors"] if not e["active"]]
+        assert len(lost) == 1 and lost[0]["id"] != "driver" and lost[0]["failed_tasks"] >= 1
+        expected = local_checksum(spark, data_uri, KILLED_MID_RUN, KILL_SCALE)
+        assert workloads.compare(expected, record["checksum"], 1e-9) == []
+
+
+def test_the_cluster_stops_even_when_the_test_fails(tmp_path):
+    with pytest.raises(RuntimeError, match="the test failed"):
+        with StandaloneCluster(workers=1, root=tmp_path) as running:
+            assert len(running.leftovers()) == 2  # the master and the worker
+            raise RuntimeError("the test failed")
+    assert running.leftovers() == []
+
+
+# ---------------------------------------------------------------------------------------------- no JVM needed
 
 
 @pytest.fixture
