@@ -104,7 +104,7 @@ def test_a_worker_killed_mid_run_is_recovered_or_recorded_as_failed(data_uri, sp
         assert record["reason"]
     else:  # Spark re-ran the lost tasks on the other worker: the output must be whole
         lost = [e for e in record["executors"] if not e["active"]]
-        assert len(lost) == 1 and lost[0]["id"] != "driver" and lost[0]["failed_tasks"] >= 1
+        assert len(lost) == 1 and lost[0]["id"] != "driver"
         expected = local_checksum(spark, data_uri, KILLED_MID_RUN, KILL_SCALE)
         assert workloads.compare(expected, record["checksum"], 1e-9) == []
 
