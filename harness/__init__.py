@@ -5,7 +5,8 @@ Spark/plugin pair), ``plugin`` (the RAPIDS jar), ``session`` (one SparkSession p
 (generated Parquet datasets), ``workloads`` (the registry), ``records`` (results on disk), ``trial`` (what
 asv and the tests run), ``gpu`` (NVML), ``metrics`` (Spark's figures), ``cost`` (cost per row, the verdict),
 ``coverage`` (GPU plan coverage), ``report`` (summaries, the comparison), ``dashboard`` (the comparison
-site), ``browser`` (Chromium for its tests), ``cli`` (``python -m harness``).
+site), ``browser`` (Chromium for its tests), ``cluster`` (what a cluster master changes), ``standalone`` (a
+loopback cluster), ``cli`` (``python -m harness``).
 """
 
 from pathlib import Path

@@ -8,13 +8,16 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from . import (REPO_ROOT, HarnessError, browser, bundle, coverage, dashboard, data, plugin, records, report, session,
-               versions, workloads)
+from . import (REPO_ROOT, HarnessError, browser, bundle, cluster, coverage, dashboard, data, plugin, records, report,
+               session, versions, workloads)
 from .config import RunSettings, engines, merge, redact, scale_rows
+from .standalone import StandaloneCluster
 from .trial import RUN_DIR_ENV
 
 SMOKE_SCALE = "1e4"
@@ -63,6 +66,12 @@ def main(argv=None) -> int:
     site.add_argument("--results", type=Path, default=REPO_ROOT / "results", help="the results tree (default: results)")
     site.add_argument("--out", type=Path, help="where to write the site (default: <results>/site)")
 
+    loopback = commands.add_parser("standalone", help="a Spark standalone cluster on 127.0.0.1 until interrupted "
+                                   "(to try the cluster path on one machine)")
+    loopback.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    loopback.add_argument("--cores", type=int, default=1, help="cores each worker offers (default 1)")
+    loopback.add_argument("--memory", default="2g", help="memory each worker offers (default 2g)")
+
     doctor = commands.add_parser("doctor", help="what this host has, and which engines can run here")
     doctor.add_argument("--host", help="host overlay in conf/hosts/ (default: local)")
     commands.add_parser("workloads", help="list the registered workloads")
@@ -84,8 +93,12 @@ def _run_options(parser) -> None:
     parser.add_argument("--host", help="host overlay in conf/hosts/ (default: local)")
     parser.add_argument("--engines", help="comma-separated engines from conf/engines/ (default: cpu,gpu)")
     parser.add_argument("--scales", help="comma-separated row counts, e.g. 1e6,1e7 (default: 1e6,1e7)")
+    for option, (key, metavar, text) in cluster.LAYOUT_OPTIONS.items():
+        parser.add_argument(f"--{option.replace('_', '-')}", metavar=metavar, help=f"{text}: sets {key}")
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                         help="override a Spark property; repeatable; wins over every file")
+    parser.add_argument("--data-dir", help="dataset cache: a directory or a URI Spark reads "
+                        "(file://, hdfs://, s3a://); default ~/.cache/prepbench/data")
     parser.add_argument("--workloads", help="comma-separated names or glob patterns, e.g. 'join_*,ml_pipeline'")
     parser.add_argument("--results-dir", type=Path, help="where run directories go (default: results/runs)")
 
@@ -98,12 +111,18 @@ def _settings(args, default_scales=None) -> RunSettings:
         host=args.host or base.host,
         engines=tuple(e.strip() for e in args.engines.split(",")) if getattr(args, "engines", None) else base.engines,
         scales=tuple(s.strip() for s in scales.split(",")) if scales else base.scales,
-        overrides=(*base.overrides, *args.conf),
+        overrides=(*base.overrides, *_layout_overrides(args), *args.conf),
         seed=base.seed,
         workloads=tuple(w.strip() for w in args.workloads.split(",")) if getattr(args, "workloads", None) else base.workloads,
-        data_dir=base.data_dir,
+        data_dir=data.as_location(args.data_dir) if getattr(args, "data_dir", None) else base.data_dir,
         results_dir=args.results_dir or base.results_dir,
     )
+
+
+def _layout_overrides(args) -> list[str]:
+    """--master, --executors, ...: command-line overrides of their Spark properties."""
+    return [f"{key}={getattr(args, option)}" for option, (key, _, _) in cluster.LAYOUT_OPTIONS.items()
+            if getattr(args, option) is not None]
 
 
 def cmd_bench(args) -> int:
@@ -113,7 +132,7 @@ def cmd_bench(args) -> int:
     settings = _settings(args, default_scales=SMOKE_SCALE if args.smoke else None)
     settings = dataclasses.replace(settings, sweep=args.sweep or settings.sweep)
     for engine in settings.engines:  # bad configuration fails here, before asv starts a process per benchmark
-        settings.spark_conf(engine)
+        cluster.check_master(settings.spark_conf(engine))
     workloads.selected(settings.workloads)
     run_dir = records.new_run(settings)
     print(f"prepbench: run directory {run_dir}", flush=True)
@@ -198,6 +217,21 @@ def cmd_generate(args) -> int:
         for table in args.tables.split(","):
             path = data.ensure(table.strip(), scale_rows(scale), settings.seed, settings.data_dir)
             print(f"{table} at {scale}: {path}")
+    return 0
+
+
+def cmd_standalone(args) -> int:
+    """Runs until Ctrl-C or SIGTERM, then stops every process it started."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with StandaloneCluster(args.workers, args.cores, args.memory) as running:
+        print(f"standalone cluster at {running.url}: {args.workers} worker(s) x {args.cores} core(s), {args.memory} "
+              f"(logs in {running.root})\nrun against it, e.g.:\n  python -m harness bench --host standalone "
+              f"--master {running.url}\nCtrl-C stops it.", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
     return 0
 
 
@@ -286,6 +320,7 @@ COMMANDS = {
     "coverage": cmd_coverage,
     "doctor": cmd_doctor,
     "workloads": cmd_workloads,
+    "standalone": cmd_standalone,
     "fetch-plugin": cmd_fetch_plugin,
     "fetch-browser": cmd_fetch_browser,
     "rapids-keys": cmd_rapids_keys,

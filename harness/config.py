@@ -120,12 +120,19 @@ def derive(conf: SparkConf) -> SparkConf:
 
     * ``spark.task.resource.gpu.amount``: one GPU shared by the executor's cores (1 / spark.executor.cores).
     * ``spark.rapids.memory.pinnedPool.size``: in local mode, at most a quarter of this host's memory.
+    * ``spark.cores.max`` on a standalone master: spark.executor.instances x spark.executor.cores, when both
+      are set (standalone ignores the number of executors and would take every core of every worker).
     """
     derived = dict(conf)
     if "spark.executor.resource.gpu.amount" in conf and "spark.task.resource.gpu.amount" not in conf:
         cores = int(conf.get("spark.executor.cores", Setting("1", "")).value)
         gpus = int(conf["spark.executor.resource.gpu.amount"].value)
         derived["spark.task.resource.gpu.amount"] = Setting(f"{gpus / cores:.6g}", "derived: gpu amount / spark.executor.cores")
+    standalone = conf.get("spark.master", Setting("", "")).value.startswith("spark://")
+    layout = "spark.executor.instances" in conf and "spark.executor.cores" in conf
+    if standalone and layout and "spark.cores.max" not in conf:
+        cores = int(conf["spark.executor.instances"].value) * int(conf["spark.executor.cores"].value)
+        derived["spark.cores.max"] = Setting(str(cores), "derived: spark.executor.instances x spark.executor.cores")
     pinned = conf.get("spark.rapids.memory.pinnedPool.size")
     local = conf.get("spark.master", Setting("local", "")).value.startswith("local")
     limit = host_memory_bytes() // 4
@@ -249,7 +256,7 @@ class RunSettings:
     seed: int = 42
     workloads: tuple[str, ...] = ("*",)  # names or glob patterns, e.g. ("join_*", "ml_pipeline")
     sweep: bool = False  # add the configuration sweep (conf/sweep.conf) to the run
-    data_dir: Path = field(default_factory=lambda: cache_dir() / "data")
+    data_dir: Path | str = field(default_factory=lambda: cache_dir() / "data")  # or a URI: file://, hdfs://, s3a://
     results_dir: Path = REPO_ROOT / "results" / "runs"
 
     ENV = {
@@ -288,6 +295,8 @@ class RunSettings:
                 values[name] = int(raw)
             elif name == "sweep":
                 values[name] = raw.lower() in ("1", "true", "yes")
+            elif name == "data_dir" and "://" in raw:
+                values[name] = raw
             elif name in ("data_dir", "results_dir"):
                 values[name] = Path(raw).expanduser()
             else:

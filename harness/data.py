@@ -6,6 +6,12 @@ parallel into a temporary directory with a manifest (rows, bytes and CRC-32 of e
 is renamed into place only when complete. A cached dataset is used only if its manifest matches the files;
 a truncated or corrupt one is regenerated.
 
+The cache may be a local directory or any filesystem URI that both pyarrow and Spark reach (``file://``,
+``hdfs://``, ``s3a://`` or ``s3://``, ``gs://``), so a cluster's executors can read what the driver wrote.
+Object stores cannot rename a directory: there the files are written in place and the manifest last, and a
+dataset without a manifest counts as absent. Reading every byte back from an object store would cost a
+download per run, so there the check is file sizes, not CRC-32.
+
 Shapes follow the public groupby and join benchmarks (h2oai db-benchmark), so figures compare:
 
 * ``groupby``: id1, id2 (100 string keys), id3 (N/100 string keys), id4, id5 (100 int keys), id6 (N/100
@@ -23,8 +29,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+import posixpath
+import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +41,7 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from . import CONF_DIR, HarnessError
@@ -44,6 +51,7 @@ from .config import read_properties
 GENERATOR_VERSION = 3
 CHUNK_ROWS = 1_000_000
 MANIFEST = "_manifest.json"  # leading underscore: Spark's reader skips it
+Location = Path | str  # a local directory, or a filesystem URI such as hdfs://namenode/prepbench
 
 
 class DataError(HarnessError):
@@ -241,7 +249,7 @@ def known_tables() -> set[str]:
     return set(TABLES) | set(user_datasets())
 
 
-def table_path(name: str, scale_rows: int, seed: int, data_dir: Path) -> str:
+def table_path(name: str, scale_rows: int, seed: int, data_dir: Location) -> str:
     """Where Spark reads a table: the user's own path, or the generated dataset for this scale."""
     return user_datasets().get(name) or str(locate(name, scale_rows, seed, data_dir))
 
@@ -253,65 +261,99 @@ def table_rows(name: str, scale_rows: int) -> int | None:
 
 # ---------------------------------------------------------------------------------------------- cache
 
+# Spark (through Hadoop) and pyarrow name one filesystem differently.
+_PYARROW_SCHEMES = {"s3a": "s3"}
+# pyarrow's names of filesystems that cannot rename a directory (a "move" there copies object by object).
+_OBJECT_STORES = ("s3", "gcs", "abfs")
 
-def dataset_dir(data_dir: Path, table: str, scale_rows: int, seed: int) -> Path:
-    return Path(data_dir) / f"{table}-n{scale_rows}-seed{seed}-v{GENERATOR_VERSION}"
+
+def is_uri(location: Location) -> bool:
+    return isinstance(location, str) and "://" in location
 
 
-def _crc32(path: Path) -> int:
+def as_location(text: str) -> Location:
+    """A data location as typed: a URI stays text, anything else is a local path."""
+    return text if "://" in text else Path(text).expanduser()
+
+
+def _filesystem(location: Location) -> tuple[pafs.FileSystem, str]:
+    """pyarrow's filesystem and path for a local directory or a filesystem URI."""
+    if not is_uri(location):
+        return pafs.LocalFileSystem(), str(Path(location).expanduser().absolute())
+    scheme, rest = location.split("://", 1)
+    try:
+        return pafs.FileSystem.from_uri(f"{_PYARROW_SCHEMES.get(scheme, scheme)}://{rest}")
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"cannot use '{location}' for data: {str(err).splitlines()[0]}. Use a local directory or "
+                        "a URI that pyarrow and Spark both read: file://, hdfs://, s3a:// (or s3://), gs://") from None
+
+
+def dataset_dir(data_dir: Location, table: str, scale_rows: int, seed: int) -> Location:
+    """Where a dataset lives: a Path under a local data_dir, a URI under a URI."""
+    name = f"{table}-n{scale_rows}-seed{seed}-v{GENERATOR_VERSION}"
+    return f"{data_dir.rstrip('/')}/{name}" if is_uri(data_dir) else Path(data_dir) / name
+
+
+def _crc32(fs: pafs.FileSystem, path: str) -> int:
     crc = 0
-    with open(path, "rb") as f:
+    with fs.open_input_stream(path) as f:
         while block := f.read(1 << 22):
             crc = zlib.crc32(block, crc)
     return crc
 
 
-def verify(path: Path) -> str | None:
+def verify(path: Location) -> str | None:
     """None if the dataset at `path` is complete and intact, else what is wrong with it."""
-    manifest_path = path / MANIFEST
-    if not manifest_path.is_file():
+    fs, root = _filesystem(path)
+    manifest_path = f"{root}/{MANIFEST}"
+    if fs.get_file_info(manifest_path).type != pafs.FileType.File:
         return "no manifest (an interrupted write?)"
     try:
-        manifest = json.loads(manifest_path.read_text())
+        with fs.open_input_stream(manifest_path) as f:
+            manifest = json.loads(f.read())
         files = manifest["files"]
     except (ValueError, KeyError) as err:
         return f"unreadable manifest: {err}"
     if manifest.get("generator_version") != GENERATOR_VERSION:
         return "made by another generator version"
-    for entry in files:
-        file = path / entry["name"]
-        if not file.is_file():
+    infos = fs.get_file_info([f"{root}/{entry['name']}" for entry in files])
+    for entry, info in zip(files, infos):
+        if info.type != pafs.FileType.File:
             return f"{entry['name']} is missing"
-        if file.stat().st_size != entry["bytes"]:
-            return f"{entry['name']} has {file.stat().st_size} bytes, expected {entry['bytes']} (truncated?)"
-        if _crc32(file) != entry["crc32"]:
+        if info.size != entry["bytes"]:
+            return f"{entry['name']} has {info.size} bytes, expected {entry['bytes']} (truncated?)"
+        if fs.type_name not in _OBJECT_STORES and _crc32(fs, info.path) != entry["crc32"]:
             return f"{entry['name']} fails its CRC-32 check (corrupt)"
     return None
 
 
-def ensure(table: str, scale_rows: int, seed: int, data_dir: Path, progress=print) -> Path:
+def ensure(table: str, scale_rows: int, seed: int, data_dir: Location, progress=print) -> Location:
     """The path of a valid cached dataset, generating (or regenerating) it when needed."""
     progress = progress or (lambda message: None)
     path = dataset_dir(data_dir, table, scale_rows, seed)
-    if path.exists():
+    fs, root = _filesystem(path)
+    if fs.get_file_info(root).type != pafs.FileType.NotFound:
         problem = verify(path)
         if problem is None:
             return path
-        progress(f"cached {path.name} is unusable ({problem}); regenerating")
+        progress(f"cached {posixpath.basename(root)} is unusable ({problem}); regenerating")
     generate(table, scale_rows, seed, path, progress)
     return path
 
 
-def locate(table: str, scale_rows: int, seed: int, data_dir: Path) -> Path:
+def locate(table: str, scale_rows: int, seed: int, data_dir: Location) -> Location:
     """The path of a dataset that `ensure` has already produced (cheap: the manifest must exist)."""
     path = dataset_dir(data_dir, table, scale_rows, seed)
-    if not (path / MANIFEST).is_file():
+    fs, root = _filesystem(path)
+    if fs.get_file_info(f"{root}/{MANIFEST}").type != pafs.FileType.File:
         raise DataError(f"dataset {path} is missing; generate it with `python -m harness generate`")
     return path
 
 
-def generate(table: str, scale_rows: int, seed: int, path: Path, progress=print) -> Path:
-    """Build the table into a temporary directory beside `path`, then swap it into place."""
+def generate(table: str, scale_rows: int, seed: int, path: Location, progress=print) -> Location:
+    """Build the table into a temporary directory beside `path`, then swap it into place.
+
+    On an object store the files go straight to `path` and the manifest last (see the module's notes)."""
     progress = progress or (lambda message: None)
     if table not in TABLES:
         raise DataError(f"unknown table '{table}' (known: {', '.join(TABLES)})")
@@ -319,39 +361,57 @@ def generate(table: str, scale_rows: int, seed: int, path: Path, progress=print)
     rows = spec.rows(scale_rows)
     step = min(spec.chunk_rows, CHUNK_ROWS)
     bounds = [(s, min(s + step, rows)) for s in range(0, rows, step)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    fs, final = _filesystem(path)
+    parent, name = posixpath.split(final)
+    in_place = fs.type_name in _OBJECT_STORES
+    staging = final if in_place else f"{parent}/.{name}.{uuid.uuid4().hex[:12]}"
+    if in_place:
+        _delete(fs, final)
+    fs.create_dir(staging, recursive=True)
     try:
         def write(index: int) -> dict:
             start, stop = bounds[index]
-            name = f"part-{index:05d}.parquet"
-            pq.write_table(spec.chunk(scale_rows, start, stop, _rng(seed, table, index)), tmp / name,
+            file_name = f"part-{index:05d}.parquet"
+            buffer = pa.BufferOutputStream()
+            pq.write_table(spec.chunk(scale_rows, start, stop, _rng(seed, table, index)), buffer,
                            row_group_size=step, store_schema=False)
-            return {"name": name, "rows": stop - start, "bytes": (tmp / name).stat().st_size,
-                    "crc32": _crc32(tmp / name)}
+            content = buffer.getvalue()
+            with fs.open_output_stream(f"{staging}/{file_name}") as out:
+                out.write(content)
+            return {"name": file_name, "rows": stop - start, "bytes": content.size, "crc32": zlib.crc32(content)}
 
         with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
             files = list(pool.map(write, range(len(bounds))))
         manifest = {"table": table, "scale_rows": scale_rows, "rows": rows, "seed": seed,
                     "generator_version": GENERATOR_VERSION, "files": files}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        _swap_into_place(tmp, path)
+        with fs.open_output_stream(f"{staging}/{MANIFEST}") as out:
+            out.write(json.dumps(manifest, indent=1).encode())
+        if not in_place:
+            _swap_into_place(fs, staging, final, path)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _delete(fs, staging)
         raise
     progress(f"generated {table}: {rows:,} rows in {len(files)} file(s) -> {path}")
     return path
 
 
-def _swap_into_place(tmp: Path, path: Path) -> None:
-    if path.exists():
-        stale = path.with_name(f".{path.name}.stale-{os.getpid()}")
-        os.rename(path, stale)
-        shutil.rmtree(stale, ignore_errors=True)
+def _swap_into_place(fs: pafs.FileSystem, staging: str, final: str, path: Location) -> None:
+    parent, name = posixpath.split(final)
+    if fs.get_file_info(final).type != pafs.FileType.NotFound:
+        stale = f"{parent}/.{name}.stale-{os.getpid()}"
+        fs.move(final, stale)
+        _delete(fs, stale)
     try:
-        os.rename(tmp, path)
+        fs.move(staging, final)
     except OSError:
         # Another process finished the same dataset first; keep theirs if it is sound.
         if verify(path) is not None:
             raise
-        shutil.rmtree(tmp, ignore_errors=True)
+        _delete(fs, staging)
+
+
+def _delete(fs: pafs.FileSystem, path: str) -> None:
+    try:
+        fs.delete_dir(path)
+    except OSError:
+        pass  # already gone, or never made

@@ -61,8 +61,8 @@ def find_jar(jars_setting: str = "") -> Path:
             return path
         tried.append(f"{JAR_ENV}={explicit} (no such file)")
     for entry in filter(None, (e.strip() for e in jars_setting.split(","))):
-        if "rapids-4-spark" in entry:
-            path = Path(entry.removeprefix("file:")).expanduser()
+        if "rapids-4-spark" in entry:  # local: means the same path on every node (nothing is shipped)
+            path = Path(entry.removeprefix("file:").removeprefix("local:")).expanduser()
             if path.is_file():
                 return path
             tried.append(f"spark.jars entry {entry} (no such file)")

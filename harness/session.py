@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import CONF_DIR, EngineUnavailable, HarnessError, gpu, plugin
+from . import CONF_DIR, EngineUnavailable, HarnessError, cluster, gpu, plugin
 from .config import SUITE_PREFIX, RunSettings, Setting, SparkConf
 from .versions import check_installed_spark
 
@@ -57,6 +57,7 @@ def preflight(engine: str, conf: SparkConf) -> SparkConf:
     """Checks that need no JVM; returns the configuration with what the harness adds (jar, JVM options)."""
     java_binary()
     check_installed_spark()
+    cluster.check_master(conf)
     applied = dict(conf)
     if uses_plugin(conf):
         jar = plugin.find_jar(conf.get("spark.jars", Setting("", "")).value)  # raises with the places tried
@@ -70,6 +71,8 @@ def preflight(engine: str, conf: SparkConf) -> SparkConf:
             )
         if str(jar) not in applied.get("spark.jars", Setting("", "")).value:
             _append(applied, "spark.jars", str(jar), ",")
+    for key, value, separator in cluster.additions(conf):
+        _append(applied, key, value, separator)
     java_options = [f"-Dlog4j2.configurationFile=file:{CONF_DIR / 'log4j2.properties'}", *class_archive_flags()]
     _append(applied, "spark.driver.extraJavaOptions", " ".join(java_options), " ")
     return applied
@@ -96,7 +99,7 @@ def start(engine: str, settings: RunSettings, extra_java_options: str = "", conf
     conf = conf if conf is not None else preflight(engine, settings.spark_conf(engine))
     if extra_java_options:
         _append(conf, "spark.driver.extraJavaOptions", extra_java_options, " ")
-    os.environ["PYSPARK_PYTHON"] = sys.executable  # workers must import the same pyarrow/pandas as the driver
+    os.environ["PYSPARK_PYTHON"] = cluster.executor_python(conf)  # this interpreter, unless the conf names one
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     from pyspark.sql import SparkSession
 

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import EngineUnavailable, HarnessError, cost, coverage, data, gpu, metrics, records, session, workloads
+from . import EngineUnavailable, HarnessError, cluster, cost, coverage, data, gpu, metrics, records, session, workloads
 from .config import SUITE_PREFIX, RunSettings, recorded, scale_rows
 
 RUN_DIR_ENV = "PREPBENCH_RUN_DIR"
@@ -148,6 +148,7 @@ class Trial:
             self.record["samples_s"] += self.samples
             self.samples = []
             self.record["cost"] = run_cost(self.record)
+            self.record["executors"] = cluster.executors(self.session.spark)  # where it ran, lost ones included
             self._save("ok")
         return self.record
 

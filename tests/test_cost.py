@@ -30,8 +30,8 @@ def test_break_even_is_the_gpu_node_price_over_the_cpu_node_price():
 
 
 def test_the_shipped_prices_give_a_break_even_for_every_host_profile():
-    from harness.config import merge
-    for host in ("local", "gpu-local", "gpu-standalone"):
+    from harness.config import available, merge
+    for host in available("hosts"):
         prices = cost.pricing({k: s.value for k, s in merge("cpu", host).items()})
         assert cost.break_even(prices) > 1, host
         assert all(prices[role]["date"] and prices[role]["source"] for role in ("cpu", "gpu"))

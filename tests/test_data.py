@@ -3,10 +3,12 @@
 import json
 
 import numpy as np
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
 from harness import data
+from harness.config import RunSettings
 
 N = 20_000
 
@@ -154,3 +156,51 @@ def test_unknown_table_and_missing_dataset_are_clear_errors(tmp_path):
         data.ensure("nope", N, 1, tmp_path, progress=None)
     with pytest.raises(data.DataError, match="python -m harness generate"):
         data.locate("groupby", N, 1, tmp_path)
+
+
+def test_a_dataset_under_a_uri_is_written_checked_and_found(tmp_path):
+    uri = (tmp_path / "store").as_uri()  # file:///...: the path Spark's executors read
+    path = data.ensure("groupby", N, 1, uri, progress=None)
+    assert path == f"{uri}/groupby-n{N}-seed1-v{data.GENERATOR_VERSION}"
+    assert data.verify(path) is None and data.locate("groupby", N, 1, uri) == path
+    local = data.generate("groupby", N, 1, tmp_path / "local", progress=None)
+    assert files_of(tmp_path / "store" / path.rsplit("/", 1)[1]) == files_of(local)  # the same bytes
+    settings = RunSettings.from_env({"PREPBENCH_DATA_DIR": "s3a://bucket/prep"})
+    assert settings.data_dir == "s3a://bucket/prep" and settings.to_env()["PREPBENCH_DATA_DIR"] == "s3a://bucket/prep"
+
+
+def test_an_object_store_gets_its_files_in_place_and_the_manifest_last(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_OBJECT_STORES", ("local",))  # this filesystem, treated as one that cannot rename
+    bucket = tmp_path / "bucket"
+    path = data.dataset_dir(bucket.as_uri(), "groupby", N, 1)
+    interrupted = bucket / path.rsplit("/", 1)[1]  # a writer that died before writing its manifest
+    interrupted.mkdir(parents=True)
+    (interrupted / "part-00000.parquet").write_bytes(b"half a file")
+    with pytest.raises(data.DataError, match="is missing"):
+        data.locate("groupby", N, 1, bucket.as_uri())
+    messages = []
+    assert data.ensure("groupby", N, 1, bucket.as_uri(), progress=messages.append) == path
+    assert "no manifest" in messages[0]
+    assert [p.name for p in bucket.iterdir()] == [interrupted.name]  # no staging directory beside it
+    damage_truncate(interrupted)
+    assert "truncated" in data.verify(path)  # sizes are checked; CRC-32 would mean downloading every byte
+
+
+def test_s3a_uris_reach_pyarrow_as_s3(monkeypatch):
+    seen = []
+
+    class FileSystem:
+        @staticmethod
+        def from_uri(uri):
+            seen.append(uri)
+            return pafs.LocalFileSystem(), "/nowhere"
+
+    monkeypatch.setattr(data.pafs, "FileSystem", FileSystem)
+    data.verify("s3a://bucket/prep/groupby")
+    assert seen == ["s3://bucket/prep/groupby"]
+
+
+def test_a_location_pyarrow_cannot_open_is_a_clear_error():
+    with pytest.raises(data.DataError, match=r"cannot use 'nosuch://bucket/prep/groupby-\S+' for data: "
+                                             r"Unrecognized filesystem.*file://, hdfs://, s3a:// \(or s3://\), gs://"):
+        data.ensure("groupby", N, 1, "nosuch://bucket/prep", progress=None)

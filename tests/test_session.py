@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import socket
 import sys
 
 import pytest
@@ -74,8 +75,10 @@ def test_gpu_engine_with_jar_and_gpu_gets_the_jar_on_its_classpath(monkeypatch, 
 
 
 def test_master_urls_pass_through_unchanged(settings):
-    cluster = dataclasses.replace(settings, overrides=("spark.master=spark://10.0.0.5:7077",))
-    assert session.preflight("cpu", cluster.spark_conf("cpu"))["spark.master"].value == "spark://10.0.0.5:7077"
+    with socket.create_server(("127.0.0.1", 0)) as master:  # preflight refuses a master it cannot reach
+        url = f"spark://127.0.0.1:{master.getsockname()[1]}"
+        cluster = dataclasses.replace(settings, overrides=(f"spark.master={url}",))
+        assert session.preflight("cpu", cluster.spark_conf("cpu"))["spark.master"].value == url
 
 
 def test_missing_java_is_explained(monkeypatch, tmp_path):
