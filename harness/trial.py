@@ -115,6 +115,8 @@ class Trial:
         with metrics.job_group(self.session.spark, self.workload.name) as group, sampler:
             self.record["instrumented_s"] = self._force()
         found = sampler.result()
+        found["scope"] = ("this host, the GPU local mode uses" if local else "the driver's host only: "
+                          "GPUs of executors on other hosts are not sampled")
         if found.get("energy_j") is not None and self.record["rows"]:
             found["energy_per_mrows_j"] = found["energy_j"] / self.record["rows"] * 1e6
         self.record["gpu_metrics"] = found
