@@ -2,7 +2,7 @@
 engine and workload, at the run's smallest scale, so the best configuration per workload and host is
 measured rather than guessed. Records carry the setting as their variant."""
 
-from harness import config, workloads
+from harness import config, session, workloads
 
 from . import workloads as suite
 
@@ -22,7 +22,7 @@ if _swept(suite.SETTINGS):
         param_names = ("engine", "workload", "setting")
 
         def setup(self, run_dir, engine, workload, setting):
-            if setting.startswith("spark.rapids.") and "spark.plugins" not in suite.SETTINGS.spark_conf(engine):
+            if setting.startswith("spark.rapids.") and not session.uses_plugin(suite.SETTINGS.spark_conf(engine)):
                 raise NotImplementedError(f"{setting} does nothing under the {engine} engine (no RAPIDS plugin)")
             smallest = min(suite.SETTINGS.scales, key=config.scale_rows)
             self._prepare(run_dir, engine, workload, smallest, variant=setting)

@@ -120,6 +120,12 @@ _NOT_WORK = {"AdaptiveSparkPlan", "ColumnarToRow", "RowToColumnar", "InputAdapte
 _PLAN_NODE = re.compile(r"^[\s:|+\-]*(?:\*\s*)?([A-Z][A-Za-z0-9]*)")
 
 
+def executed_fallback(planned: dict | None) -> float | None:
+    """The share of the operators that ran which are not the plugin's; None without an executed plan."""
+    count = len(planned["gpu"]) + len(planned["cpu"]) if planned else 0
+    return len(planned["cpu"]) / count if count else None
+
+
 def executed_operators(plans: list[str]) -> dict:
     """Operators of the plans Spark ran (formatted, as its SQL status store keeps them): which are the
     plugin's (Gpu...) and which are not. With adaptive execution only the final plan counts."""

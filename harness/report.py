@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import HarnessError, cost, records, workloads
-from .coverage import COVERAGE_FILE
+from .coverage import COVERAGE_FILE, executed_fallback
 
 
 COMPARISON_FILE = "comparison.json"
@@ -94,9 +94,9 @@ def _engine_entry(record: dict) -> dict:
 def _fallback(gpu_record: dict | None, predicted: dict | None) -> tuple[float | None, str, list[dict]]:
     """The share of the plan off the GPU: from the plan Spark ran when there was a GPU run, else predicted."""
     planned = (gpu_record or {}).get("planned_operators")
-    if planned and (planned["gpu"] or planned["cpu"]):
+    if (fraction := executed_fallback(planned)) is not None:
         ops = [{"op": op, "reason": "ran on the CPU"} for op in _dedupe(planned["cpu"])]
-        return len(planned["cpu"]) / (len(planned["gpu"]) + len(planned["cpu"])), "executed plan", ops
+        return fraction, "executed plan", ops
     if predicted:
         ops = [{"op": f["op"], "reason": f["reason"]} for f in predicted["fallbacks"] if f["kind"] == "Exec"]
         return 1 - predicted["fraction"], "predicted plan", ops

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from . import EngineUnavailable, HarnessError, cluster, cost, coverage, data, gpu, metrics, records, session, workloads
-from .config import SUITE_PREFIX, RunSettings, recorded, scale_rows
+from .config import SUITE_PREFIX, RunSettings, Setting, SparkConf, recorded, scale_rows
 
 RUN_DIR_ENV = "PREPBENCH_RUN_DIR"
 
@@ -62,12 +62,12 @@ class Trial:
         if variant:
             settings = dataclasses.replace(settings, overrides=(*settings.overrides, variant))
         rows = scale_rows(scale)
-        conf = {key: s.value for key, s in settings.spark_conf(engine).items()}
+        merged = settings.spark_conf(engine)
         self.record = records.read_json(self.path) or {
             "schema": records.SCHEMA, "engine": engine, "workload": workload, "family": self.workload.family,
             "scale": scale, "variant": variant, "samples_s": [], "session_start_s": [], "warmup_s": [],
-            "role": "gpu" if session.PLUGIN_CLASS in conf.get("spark.plugins", "") else "cpu",
-            "host_profile": settings.host, "pricing": cost.pricing(conf),
+            "role": "gpu" if session.uses_plugin(merged) else "cpu",
+            "host_profile": settings.host, "pricing": cost.pricing({key: s.value for key, s in merged.items()}),
         }
         self.samples: list[float] = []
         try:
@@ -93,7 +93,7 @@ class Trial:
             if "checksum" not in self.record:
                 self.record["checksum"] = workloads.checksum(self.workload.build(self.tables))
             if "spark_metrics" not in self.record:
-                self._instrumented_run(conf)
+                self._instrumented_run(merged)
         except Exception as err:
             self._close("failed", f"{type(err).__name__}: {err}")
             raise
@@ -108,9 +108,9 @@ class Trial:
             self.record["figures"] = figures
         return elapsed
 
-    def _instrumented_run(self, conf: dict[str, str]) -> None:
-        interval = float(conf.get(f"{SUITE_PREFIX}nvml.interval_s", gpu.DEFAULT_INTERVAL_S))
-        local = conf.get("spark.master", "local").startswith("local")  # the plugin then uses one GPU
+    def _instrumented_run(self, conf: SparkConf) -> None:
+        interval = float(conf.get(f"{SUITE_PREFIX}nvml.interval_s", Setting(str(gpu.DEFAULT_INTERVAL_S), "")).value)
+        local = cluster.is_local(conf)  # the plugin then uses one GPU
         sampler = gpu.Sampler(interval_s=interval, first_only=local)
         with metrics.job_group(self.session.spark, self.workload.name) as group, sampler:
             self.record["instrumented_s"] = self._force()
@@ -201,8 +201,7 @@ def metric_values(record: dict) -> dict[str, float | None]:
     """The figures asv tracks beside the times, None where one does not apply or was not measured."""
     samples = record.get("samples_s") or []
     gpu_found = record.get("gpu_metrics") or {}
-    planned = record.get("planned_operators") or {}
-    planned_count = len(planned.get("gpu", [])) + len(planned.get("cpu", []))
+    fallback = coverage.executed_fallback(record.get("planned_operators"))
     return {
         "rows_per_second": record["rows"] / statistics.median(samples) if samples and record.get("rows") else None,
         "cost_per_mrows_usd": (record.get("cost") or {}).get("cost_per_mrows_usd"),
@@ -210,7 +209,7 @@ def metric_values(record: dict) -> dict[str, float | None]:
         "gpu_util_p95_pct": gpu_found.get("util_p95_pct"),
         "gpu_memory_peak_bytes": gpu_found.get("memory_peak_bytes"),
         "energy_per_mrows_j": gpu_found.get("energy_per_mrows_j"),
-        "fallback_pct": 100 * len(planned.get("cpu", [])) / planned_count if planned_count else None,
+        "fallback_pct": None if fallback is None else 100 * fallback,
     }
 
 
