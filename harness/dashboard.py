@@ -199,7 +199,7 @@ def _engine_from_record(record: dict) -> dict:
 
 def _predicted_fallbacks(run_dir: Path) -> dict[str, dict]:
     """coverage.json's prediction per workload: what the plugin said it would leave on the CPU."""
-    found = _dict(records.read_json(run_dir / "coverage.json"))
+    found = _dict(records.read_json(run_dir / COVERAGE_FILE))
     return {name: {"fraction": _num(c.get("fraction")), "scale": _text(found.get("scale")),
                    "fallbacks": [f for f in _list(c.get("fallbacks")) if _dict(f).get("kind") == "Exec"]}
             for name, c in _dict(found.get("workloads")).items() if isinstance(c, dict)}

@@ -137,7 +137,10 @@ def comparison(run_dir: Path) -> dict:
         })
     return {
         "schema": 1, "run": run.path.name, "started": (run.info or {}).get("started"), "commit": env.get("commit"),
-        "hostname": env.get("hostname"), "host_profile": (run.info or {}).get("settings", {}).get("host"),
+        "hostname": env.get("hostname"), "host_profile": {
+            "name": (run.info or {}).get("settings", {}).get("host"), "nodes": (prices or {}).get("nodes"),
+            "cpu_instance": ((prices or {}).get("cpu") or {}).get("instance"),
+            "gpu_instance": ((prices or {}).get("gpu") or {}).get("instance")},
         "prices": prices, "thresholds": thresholds.__dict__ if thresholds else None, "rows": rows,
     }
 

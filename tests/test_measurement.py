@@ -94,6 +94,7 @@ def test_the_comparison_puts_engines_side_by_side_with_cost_and_verdict(run_dir)
         record["cost"] = trial.run_cost(record)
         records.write_json(records.record_path(run_dir, engine, "groupby_sum_mean", TINY), record)
     found = json.loads(report.write_comparison(run_dir).read_text())
+    assert found["host_profile"] == {"name": "local", "nodes": 1, "cpu_instance": "m7i.xlarge", "gpu_instance": "g6.xlarge"}
     row = found["rows"][0]
     assert (row["cpu_engine"], row["gpu_engine"], row["verdict"]) == ("cpu", "gpu", "share")
     assert row["speedup"] == pytest.approx(10.5 / 2.1) and row["break_even_speedup"] == pytest.approx(4.0)
