@@ -38,7 +38,7 @@ def fetch(progress=print) -> tuple[str, str]:
         progress(f"browser for the tests: {found[0]}, driver {found[1]}")
         return found
     except HarnessError:
-        pass
+        pass  # missing: installed below
     if not shutil.which("apt-get"):
         raise HarnessError("Chromium and chromedriver are missing and this system has no apt-get: install both "
                            "(the same version) with its package manager, then run the tests again")

@@ -231,7 +231,7 @@ def cmd_standalone(args) -> int:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
-            pass
+            pass  # Ctrl-C is how it stops; leaving the block stops the cluster
     return 0
 
 

@@ -127,7 +127,7 @@ class Sampler:
             try:
                 self._nvml.nvmlShutdown()
             except Exception:
-                pass
+                pass  # the readings are taken; a driver that went away meanwhile changes none of them
 
     def result(self) -> dict:
         """Per GPU and over all of them: utilization mean and p95, memory peak, energy, a timeline."""

@@ -164,7 +164,7 @@ def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
     except ProcessLookupError:
-        pass
+        pass  # the group has already exited
 
 
 def _group_members(groups: set[int]) -> list[int]:
