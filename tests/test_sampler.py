@@ -47,7 +47,7 @@ class StandInNVML:
     def nvmlDeviceGetTotalEnergyConsumption(self, handle):
         if not self.energy:
             raise NVMLError(self.NVML_ERROR_NOT_SUPPORTED)
-        return int(time.time() * 1e6)  # 1 J per millisecond... in millijoules: 1000 W
+        return int(time.time() * 1e6)  # microseconds read as millijoules: a steady 1000 W
 
     def nvmlDeviceGetUtilizationRates(self, handle): return SimpleNamespace(gpu=42, memory=10)
 
