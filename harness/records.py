@@ -1,8 +1,9 @@
-"""Results on disk: one directory per run, one JSON record per engine x workload x scale.
+"""Results on disk: atomic writes, run directories and what a run says about its host.
 
 Every file is written atomically (a temporary file in the same directory, then a rename), so an interrupted
 run leaves whole files or none. A run directory holds ``run.json`` (the host, versions, commit and settings,
-redacted) and one record per benchmark; the report step reads nothing else.
+redacted; whether the run is still running, complete or interrupted) and one record per benchmark, which
+``results`` reads.
 """
 
 from __future__ import annotations
@@ -19,21 +20,38 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import REPO_ROOT, gpu
-from .config import RunSettings, host_memory_bytes, redact
+from .config import RunSettings, host_memory_bytes, redact, redact_text
 from .versions import pairing
 
-SCHEMA = 1
+RUN_SCHEMA = 2
 RUN_FILE = "run.json"
-_ENV_PREFIXES = ("PREPBENCH_", "SPARK_", "PYSPARK_", "JAVA_", "RAPIDS_", "CUDA_", "AWS_", "HADOOP_")
+_ENV_PREFIXES = ("PREPBENCH_", "SPARK_", "PYSPARK_", "JAVA_", "RAPIDS_", "COMET_", "CUDA_", "AWS_", "HADOOP_")
+_NOT_RECORDED_ENV = ("PREPBENCH_CONF",)  # recorded parsed and redacted in settings.overrides, never raw
 
 
 def write_json(path: Path, payload: dict) -> None:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
         json.dump(payload, tmp, indent=1, sort_keys=True, default=str)
         tmp.write("\n")
     os.chmod(tmp.name, 0o644)  # results are shared and published; the temporary file was private
     os.replace(tmp.name, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        tmp.write(text)
+    os.chmod(tmp.name, 0o644)
+    os.replace(tmp.name, path)
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def asv_config(**changes: str) -> dict:
@@ -46,17 +64,15 @@ def asv_config(**changes: str) -> dict:
     return {**conf, **changes}
 
 
-def read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def new_run(settings: RunSettings) -> Path:
-    """A fresh run directory, named by UTC time and host, with the run's description."""
+def new_run(settings: RunSettings, environment_: dict | None = None, warnings: list[str] = ()) -> Path:
+    """A fresh run directory, named by UTC time and host, with the run's description (state: running)."""
+    environment_ = environment_ if environment_ is not None else environment()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    name = f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]', '_', socket.gethostname())}"
+    name = f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]', '_', environment_.get('hostname') or 'unknown')}"
     Path(settings.results_dir).mkdir(parents=True, exist_ok=True)
     for attempt in range(1, 1000):  # two runs started in the same second get -2, -3, ...
         run_dir = Path(settings.results_dir) / (name if attempt == 1 else f"{name}-{attempt}")
@@ -65,23 +81,36 @@ def new_run(settings: RunSettings) -> Path:
             break
         except FileExistsError:
             continue
-    write_json(run_dir / RUN_FILE, {
-        "schema": SCHEMA,
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "settings": {"host": settings.host, "scales": list(settings.scales), "seed": settings.seed,
-                     "overrides": [_redact_override(o) for o in settings.overrides]},
-        "environment": environment(),
-    })
+    write_json(run_dir / RUN_FILE, {"schema": RUN_SCHEMA, "started": now(), "state": "running",
+                                    "settings": settings.described(), "environment": environment_,
+                                    "warnings": list(warnings), "problems": []})
     return run_dir
 
 
-def _redact_override(override: str) -> str:
-    key, _, value = override.partition("=")
-    return f"{key}={redact(key, value)}"
+def update_run(run_dir: Path, **changes) -> None:
+    """Change run.json's fields (state, ended, problems), keeping the rest."""
+    info = read_json(Path(run_dir) / RUN_FILE) or {}
+    info.update(changes)
+    write_json(Path(run_dir) / RUN_FILE, info)
 
 
-def record_path(run_dir: Path, engine: str, workload: str, scale: str, variant: str = "") -> Path:
-    return Path(run_dir) / f"{workload}.{engine}.{scale}{'@' + variant if variant else ''}.json"
+def archive(run_dir: Path) -> Path:
+    """The run directory as one RUN.tar.gz beside it (written atomically), to take results off a host."""
+    import tarfile
+
+    run_dir = Path(run_dir)
+    target = run_dir.with_name(run_dir.name + ".tar.gz")
+    with tempfile.NamedTemporaryFile(dir=run_dir.parent, prefix=f".{target.name}.", delete=False) as tmp:
+        with tarfile.open(fileobj=tmp, mode="w:gz") as tar:
+            tar.add(run_dir, arcname=run_dir.name)
+    os.chmod(tmp.name, 0o644)
+    os.replace(tmp.name, target)
+    return target
+
+
+def add_problem(run_dir: Path, problem: str) -> None:
+    info = read_json(Path(run_dir) / RUN_FILE) or {}
+    update_run(run_dir, problems=[*(info.get("problems") or []), redact_text(problem)])
 
 
 def environment() -> dict:
@@ -97,12 +126,14 @@ def environment() -> dict:
         "java": _java_version(),
         "spark": pairing().spark,
         "rapids_plugin": pairing().rapids,
+        "comet": pairing().comet,
         "scala": pairing().scala,
         "gpus": gpus,
         "gpu_unavailable_reason": gpu_problem,
         "commit": _git("rev-parse", "HEAD"),
         "worktree_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
-        "env": {k: redact(k, v) for k, v in sorted(os.environ.items()) if k.startswith(_ENV_PREFIXES)},
+        "env": {k: redact(k, v) for k, v in sorted(os.environ.items())
+                if k.startswith(_ENV_PREFIXES) and k not in _NOT_RECORDED_ENV},
     }
 
 
@@ -129,3 +160,4 @@ def _git(*args: str) -> str | None:
         return done.stdout.strip() if done.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
+

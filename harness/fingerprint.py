@@ -1,0 +1,508 @@
+"""Output fingerprints: the check that two engines produced the same rows, which a wrong result cannot pass.
+
+A fingerprint is computed where the output is (by Spark in one aggregation, or with numpy for a dataframe
+engine's output) and is the same for the same rows in any order:
+
+* every row gets a 64-bit hash of its exact columns (integers, booleans, strings, dates; arrays of them):
+  Spark's ``xxhash64`` of each column with a per-column salt, XOR-ed across columns. The sums of the hashes'
+  low and high 32 bits over all rows are compared exactly, so one changed exact value anywhere is caught;
+* every floating value (scalars, elements of arrays, entries of ML vectors) is summed plainly, as absolute
+  value, squared, and **weighted by a pseudo-random weight in [0.5, 1.5) drawn from its row's hash** (and
+  its position in the array or vector). The weights tie each value to its row: moving values between rows,
+  swapping two groups' results or flipping a sign changes the weighted sum even where plain sums balance.
+  Missing values (null or NaN: pandas cannot tell them apart) and infinities are counted exactly.
+
+Floating sums are compared within a tolerance derived from a per-value one, ``Tolerance(rel, abs)``: if
+every value may differ by ``abs + rel * |v|``, a sum of n values may differ by ``n * abs + rel * sum|v|``
+(scaled for the weights and squares), plus the worst-case rounding of summing n doubles in another order.
+For outputs small enough to collect (``ROW_LIMIT``), the rows themselves are also kept, sorted, and compared
+one by one (as NVIDIA's NDS validation does), so a mismatch names the first rows that differ.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+VERSION = 2
+ROW_LIMIT = 100_000  # outputs up to this many rows are also compared row by row
+EPSILON = 2.0 ** -52
+PHI = 0.6180339887498949  # spreads positions in an array or vector over the weights
+_WEIGHT_BITS = 0xFFFFF
+_SEP = "\u001f"  # joins the elements of an exact array into one hashed string
+_NULL_ELEMENT = "\u0000"
+_STATS = ("sum", "sum_abs", "sum_sq", "weighted")
+_COUNTS = ("count", "missing", "posinf", "neginf")
+
+
+class FingerprintError(ValueError):
+    """An output has a column type the fingerprint cannot compare; the message names it."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far one floating value may differ between engines: ``abs + rel * |value|``."""
+
+    rel: float = 1e-9
+    abs: float = 1e-9
+
+    def __post_init__(self):
+        for name in ("rel", "abs"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"a float tolerance's {name} must be a number of 0 or more, got {value!r}")
+
+    def looser(self, other: "Tolerance") -> "Tolerance":
+        return Tolerance(max(self.rel, other.rel), max(self.abs, other.abs))
+
+    def to_json(self) -> dict:
+        return {"rel": self.rel, "abs": self.abs}
+
+    @classmethod
+    def from_json(cls, data) -> "Tolerance":
+        return cls(**data) if isinstance(data, dict) else cls()
+
+
+# ---------------------------------------------------------------------------------------------- column kinds
+
+_EXACT_SCALARS = ("boolean", "tinyint", "smallint", "int", "bigint", "string", "date", "timestamp", "binary")
+
+
+def spark_kind(type_string: str) -> str:
+    """'exact', 'float' (a scalar), 'floats' (an array of them) or 'vector' (Spark ML) for a Spark type."""
+    if type_string in ("float", "double") or type_string.startswith("decimal"):
+        return "float"
+    if type_string in ("array<float>", "array<double>"):
+        return "floats"
+    if type_string == "vector":
+        return "vector"
+    return "exact"
+
+
+# ---------------------------------------------------------------------------------------------- Spark side
+
+
+def spark_fingerprint(df) -> dict:
+    """The fingerprint of a Spark DataFrame (classic or Spark Connect), computed by Spark in one aggregation."""
+    from pyspark.sql import functions as F
+
+    kinds = {name: spark_kind(t) for name, t in df.dtypes}
+    normalized = normalize_spark(df)
+    exact = [c for c in sorted(kinds) if kinds[c] == "exact"]
+    h = F.lit(0).cast("long")
+    for salt, column in enumerate(exact, 1):
+        h = h.bitwiseXOR(F.xxhash64(F.lit(salt), F.col(column)))
+    row_weight = F.lit(0.5) + F.shiftrightunsigned(h, 12).bitwiseAND(_WEIGHT_BITS) / F.lit(float(_WEIGHT_BITS + 1))
+    aggs = [F.count(F.lit(1)).alias("rows"),
+            F.sum(h.bitwiseAND(0xFFFFFFFF)).alias("hash_lo"), F.sum(F.shiftrightunsigned(h, 32)).alias("hash_hi")]
+    for column in sorted(c for c in kinds if kinds[c] != "exact"):
+        aggs += _spark_float_aggs(F, column, kinds[column], row_weight)
+    row = normalized.agg(*aggs).first().asDict()
+    floats = {c: {"kind": kinds[c], **{stat: _plain(row[f"{stat}:{c}"]) for stat in (*_COUNTS, *_STATS)}}
+              for c in sorted(kinds) if kinds[c] != "exact"}
+    return {"version": VERSION, "rows": row["rows"], "exact_columns": exact,
+            "hash_lo": row["hash_lo"] or 0, "hash_hi": row["hash_hi"] or 0, "floats": floats}
+
+
+def normalize_spark(df):
+    """The output with every column in the form both sides hash the same way: exact values as longs,
+    strings or bytes; floating scalars as doubles; arrays of floats as arrays of doubles; ML vectors as
+    ``struct<indices: array<int>, values: array<double>>`` of their non-zero entries (never densified)."""
+    from pyspark.sql import functions as F
+
+    columns = []
+    for name, type_string in df.dtypes:
+        c = F.col(f"`{name}`")
+        kind = spark_kind(type_string)
+        if kind == "float":
+            columns.append(c.cast("double").alias(name))
+        elif kind == "floats":
+            columns.append(c.cast("array<double>").alias(name))
+        elif kind == "vector":
+            columns.append(_sparse_entries(F, c).alias(name))
+        elif type_string in ("boolean", "tinyint", "smallint", "int", "bigint"):
+            columns.append(c.cast("long").alias(name))
+        elif type_string == "date":
+            columns.append(F.unix_date(c).cast("long").alias(name))
+        elif type_string == "timestamp":
+            columns.append(F.unix_micros(c).alias(name))
+        elif type_string in ("string", "binary"):
+            columns.append(c.alias(name))
+        elif type_string.startswith("array<") and spark_kind(type_string[6:-1]) == "exact":
+            texts = F.transform(c, lambda x: F.coalesce(x.cast("string"), F.lit(_NULL_ELEMENT)))
+            joined = F.concat_ws(_SEP, texts)
+            columns.append(F.when(c.isNull(), F.lit(None)).otherwise(joined).alias(name))
+        else:
+            columns.append(F.to_json(F.struct(c)).alias(name))  # structs, maps: compared as their JSON text
+    return df.select(*columns)
+
+
+def _sparse_entries(F, vector):
+    """(indices, values) of a Spark ML vector's non-zero entries, read from its JSON form (the vector type's
+    underlying struct: type 0 sparse with indices, type 1 dense with all values)."""
+    parsed = F.from_json(F.to_json(F.struct(vector.alias("v"))),
+                         "v struct<type: tinyint, size: int, indices: array<int>, values: array<double>>")["v"]
+    indices = F.when(parsed["type"] == 1, F.sequence(F.lit(0), F.size(parsed["values"]) - 1)).otherwise(parsed["indices"])
+    pairs = F.filter(F.arrays_zip(indices.alias("i"), parsed["values"].alias("x")), lambda p: p["x"] != 0)
+    entries = F.struct(F.transform(pairs, lambda p: p["i"]).alias("indices"),
+                       F.transform(pairs, lambda p: p["x"]).alias("values"))
+    return F.when(vector.isNull(), F.lit(None)).otherwise(entries)
+
+
+def _spark_float_aggs(F, column: str, kind: str, row_weight) -> list:
+    c = F.col(f"`{column}`")
+    inf = F.lit(float("inf"))
+
+    def classify(x):  # (missing, +inf, -inf, finite value or null)
+        missing = x.isNull() | F.isnan(x)
+        finite = F.when(~missing & (x != inf) & (x != -inf), x)
+        return missing, F.coalesce(x == inf, F.lit(False)), F.coalesce(x == -inf, F.lit(False)), finite
+
+    if kind == "float":
+        missing, posinf, neginf, v = classify(c)
+        per_row = {"count": F.when(v.isNotNull(), 1).otherwise(0), "missing": missing.cast("long"),
+                   "posinf": posinf.cast("long"), "neginf": neginf.cast("long"),
+                   "sum": v, "sum_abs": F.abs(v), "sum_sq": v * v, "weighted": v * row_weight}
+    else:  # arrays: elements weighted by position; vectors: non-zero entries weighted by index
+        values, positions = (c, None) if kind == "floats" else (c["values"], c["indices"])
+
+        def element(x, i):
+            missing, posinf, neginf, v = classify(x)
+            weight = _position_weight(row_weight, positions[i] if positions is not None else i)
+            return F.struct(missing.cast("long").alias("missing"), posinf.cast("long").alias("posinf"),
+                            neginf.cast("long").alias("neginf"), F.when(v.isNotNull(), 1).otherwise(0).alias("count"),
+                            F.coalesce(v, F.lit(0.0)).alias("sum"), F.coalesce(F.abs(v), F.lit(0.0)).alias("sum_abs"),
+                            F.coalesce(v * v, F.lit(0.0)).alias("sum_sq"),
+                            F.coalesce(v * weight, F.lit(0.0)).alias("weighted"))
+
+        entries = F.transform(values, element)
+        per_row = {field: F.aggregate(entries, F.lit(0).cast("long") if field in _COUNTS else F.lit(0.0),
+                                      _adder(field)) for field in (*_COUNTS, *_STATS)}
+        per_row = {field: F.coalesce(expr, F.lit(0 if field in _COUNTS else 0.0)) for field, expr in per_row.items()}
+        per_row["missing"] = per_row["missing"] + c.isNull().cast("long")  # a null array counts as missing too
+    return [F.sum(expr).alias(f"{field}:{column}") for field, expr in per_row.items()]
+
+
+def _adder(field: str):
+    """acc + element[field], as a two-argument lambda (PySpark counts a lambda's parameters)."""
+    return lambda acc, element: acc + element[field]
+
+
+def _position_weight(row_weight, position):
+    """A weight in [0.5, 1.5) for a position within a row: the same double arithmetic on both sides."""
+    return (row_weight * (position + 1) * PHI) % 1.0 + 0.5
+
+
+def spark_rows(df, limit: int = ROW_LIMIT):
+    """The normalized output as a pyarrow table, or None if it has more than `limit` rows."""
+    normalized = normalize_spark(df)
+    table = normalized.limit(limit + 1).toArrow()
+    return None if table.num_rows > limit else table
+
+
+def _plain(value):
+    return value if value is None or isinstance(value, (int, float)) else float(value)
+
+
+# ---------------------------------------------------------------------------------------------- Python side
+
+
+def table_fingerprint(table) -> dict:
+    """The same fingerprint as ``spark_fingerprint``, of a pyarrow table (a dataframe engine's output)."""
+    import pyarrow as pa
+
+    kinds = {name: _arrow_kind(table.schema.field(name).type, name) for name in table.column_names}
+    exact = sorted(c for c in kinds if kinds[c] == "exact")
+    rows = table.num_rows
+    h = np.zeros(rows, dtype=np.uint64)
+    for salt, column in enumerate(exact, 1):
+        h ^= _column_hashes(table.column(column).combine_chunks(), _salt_seed(salt))
+    row_weight = 0.5 + ((h >> np.uint64(12)) & np.uint64(_WEIGHT_BITS)).astype(np.float64) / float(_WEIGHT_BITS + 1)
+    floats = {}
+    for column in sorted(c for c in kinds if kinds[c] != "exact"):
+        array = table.column(column).combine_chunks()
+        if kinds[column] == "float":
+            floats[column] = {"kind": "float", **_float_stats(_floats(array), row_weight)}
+            continue
+        counts, values = _list_parts(array.cast(pa.list_(pa.float64())))
+        starts = np.cumsum(counts) - counts
+        positions = np.arange(len(values)) - np.repeat(starts, counts)
+        weights = (np.repeat(row_weight, counts) * (positions + 1) * PHI) % 1.0 + 0.5
+        floats[column] = {"kind": "floats", **_float_stats(values, weights)}
+        floats[column]["missing"] += array.null_count  # a null list counts as missing, as on the Spark side
+    return {"version": VERSION, "rows": rows, "exact_columns": exact,
+            "hash_lo": int((h & np.uint64(0xFFFFFFFF)).astype(np.int64).sum(dtype=np.int64)) if rows else 0,
+            "hash_hi": int((h >> np.uint64(32)).astype(np.int64).sum(dtype=np.int64)) if rows else 0,
+            "floats": floats}
+
+
+def frame_fingerprint(frame) -> dict:
+    """A pandas (or cuDF, converted) DataFrame's fingerprint: categoricals as their values, index dropped."""
+    return table_fingerprint(frame_table(frame))
+
+
+def frame_table(frame):
+    """A pandas DataFrame as the pyarrow table the fingerprint and the row comparison read."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if hasattr(frame, "to_pandas"):  # cuDF
+        frame = frame.to_pandas()
+    frame = frame.reset_index(drop=True)
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = frame[column].astype(object)
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _arrow_kind(arrow_type, name: str) -> str:
+    import pyarrow as pa
+    import pyarrow.types as t
+
+    if t.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if t.is_floating(arrow_type) or t.is_decimal(arrow_type):
+        return "float"
+    if (t.is_list(arrow_type) or t.is_large_list(arrow_type)) and (
+            t.is_floating(arrow_type.value_type) or t.is_decimal(arrow_type.value_type)):
+        return "floats"
+    if (t.is_integer(arrow_type) or t.is_boolean(arrow_type) or t.is_string(arrow_type) or t.is_large_string(arrow_type)
+            or t.is_date(arrow_type) or t.is_timestamp(arrow_type) or t.is_binary(arrow_type)
+            or t.is_list(arrow_type) or t.is_large_list(arrow_type)):
+        return "exact"
+    raise FingerprintError(f"column '{name}' has type {arrow_type}, which the fingerprint of a dataframe engine's "
+                           "output does not compare: return integers, booleans, strings, dates, floats or lists")
+
+
+def _column_hashes(array, seed: int) -> np.ndarray:
+    """Spark's xxhash64(salt, column) for one Arrow column, as uint64 (nulls hash as the salt alone)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as t
+
+    kind = array.type
+    if t.is_dictionary(kind):
+        array, kind = array.cast(kind.value_type), kind.value_type
+    valid = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    out = np.full(len(array), seed, dtype=np.uint64)  # Spark's hash of a null value is its seed
+    if t.is_integer(kind) or t.is_boolean(kind) or t.is_date(kind) or t.is_timestamp(kind):
+        if t.is_date(kind):
+            array = array.cast(pa.date32()).cast(pa.int32())
+        elif t.is_timestamp(kind):
+            array = array.cast(pa.timestamp("us")).cast(pa.int64())
+        values = np.asarray(pc.fill_null(array.cast(pa.int64()), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        out[valid] = _xxh64_longs(values[valid].view(np.uint64), seed)
+        return out
+    if t.is_list(kind) or t.is_large_list(kind):
+        texts = [None if v is None else _SEP.join(_NULL_ELEMENT if x is None else _text(x) for x in v)
+                 for v in array.to_pylist()]
+        array = pa.array(texts, pa.string())
+    values = array.to_pylist()
+    unique = {v: _xxh64_bytes(v.encode() if isinstance(v, str) else bytes(v), seed) for v in set(values) if v is not None}
+    out[valid] = np.fromiter((unique[v] for v in values if v is not None), dtype=np.uint64, count=int(valid.sum()))
+    return out
+
+
+def _text(value) -> str:
+    """An exact array element as Spark's cast to string writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _floats(array) -> np.ndarray:
+    import pyarrow as pa
+
+    values = array.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float64)  # nulls arrive as NaN: missing either way
+
+
+def _list_parts(array) -> tuple[np.ndarray, np.ndarray]:
+    """Elements per row (0 for a null list) and every element, as doubles (a null element as NaN)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    counts = np.asarray(pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    values = np.asarray(array.flatten().cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    return counts, values
+
+
+def _float_stats(values: np.ndarray, weights: np.ndarray) -> dict:
+    missing = np.isnan(values)
+    posinf, neginf = values == np.inf, values == -np.inf
+    finite = ~missing & ~posinf & ~neginf
+    v, w = values[finite], weights[finite]
+    return {"count": int(finite.sum()), "missing": int(missing.sum()), "posinf": int(posinf.sum()),
+            "neginf": int(neginf.sum()), "sum": float(v.sum()), "sum_abs": float(np.abs(v).sum()),
+            "sum_sq": float((v * v).sum()), "weighted": float((v * w).sum())}
+
+
+# xxHash64, as Spark's XXH64 computes it (the standard algorithm), for the hash of a salt and one value.
+_P1, _P2, _P3, _P4, _P5 = (0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x85EBCA77C2B2AE63,
+                           0x27D4EB2F165667C5)
+_SPARK_SEED = 42
+
+
+@cache
+def _salt_seed(salt: int) -> int:
+    """Spark's xxhash64(lit(salt), x) hashes x with the hash of the int salt as its seed."""
+    import xxhash
+
+    return xxhash.xxh64_intdigest(struct.pack("<i", salt), seed=_SPARK_SEED)
+
+
+def _xxh64_bytes(data: bytes, seed: int) -> int:
+    import xxhash
+
+    return xxhash.xxh64_intdigest(data, seed=seed)
+
+
+def _xxh64_longs(values: np.ndarray, seed: int) -> np.ndarray:
+    """xxhash64 of each 8-byte little-endian value (Spark's hashLong), vectorized with wrapping uint64."""
+    with np.errstate(over="ignore"):
+        p1, p2, p4 = np.uint64(_P1), np.uint64(_P2), np.uint64(_P4)
+        h = np.full(values.shape, np.uint64((seed + _P5 + 8) & 0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
+        k = _rotl(values * p2, 31) * p1
+        h ^= k
+        h = _rotl(h, 27) * p1 + p4
+        h ^= h >> np.uint64(33)
+        h *= p2
+        h ^= h >> np.uint64(29)
+        h *= np.uint64(_P3)
+        h ^= h >> np.uint64(32)
+    return h
+
+
+def _rotl(x: np.ndarray, bits: int) -> np.ndarray:
+    return (x << np.uint64(bits)) | (x >> np.uint64(64 - bits))
+
+
+# ---------------------------------------------------------------------------------------------- comparing
+
+
+def compare(expected: dict, actual: dict, tolerance: Tolerance) -> list[str]:
+    """What differs between two fingerprints, in words; empty when they agree."""
+    if not isinstance(expected, dict) or not isinstance(actual, dict):
+        return ["a fingerprint is missing"]
+    if expected.get("version") != VERSION or actual.get("version") != VERSION:
+        return [f"fingerprint versions {expected.get('version')} and {actual.get('version')} cannot be compared "
+                f"(this suite writes version {VERSION})"]
+    problems = []
+    if expected["rows"] != actual["rows"]:
+        problems.append(f"rows: {expected['rows']:,} != {actual['rows']:,}")
+    columns_e = {*expected["exact_columns"], *expected["floats"]}
+    columns_a = {*actual["exact_columns"], *actual["floats"]}
+    for column in sorted(columns_e ^ columns_a):
+        problems.append(f"column '{column}' is in only one output")
+    if expected["exact_columns"] != actual["exact_columns"]:
+        moved = sorted((set(expected["exact_columns"]) ^ set(actual["exact_columns"])) & columns_e & columns_a)
+        problems += [f"column '{c}' is exact in one output and floating in the other" for c in moved]
+    exact_differ = (expected["hash_lo"], expected["hash_hi"]) != (actual["hash_lo"], actual["hash_hi"])
+    if exact_differ and not problems:
+        problems.append(f"exact columns ({', '.join(expected['exact_columns'])}): the row hashes differ, so at least "
+                        "one row's exact values differ")
+    for column in sorted(set(expected["floats"]) & set(actual["floats"])):
+        a, b = expected["floats"][column], actual["floats"][column]
+        if a["kind"] != b["kind"]:
+            problems.append(f"'{column}': {a['kind']} in one output, {b['kind']} in the other")
+            continue
+        counts = [f"{n} {a[n]:,} != {b[n]:,}" for n in _COUNTS if a[n] != b[n]]
+        if counts:
+            problems.append(f"'{column}': " + ", ".join(counts))
+            continue
+        for stat in _STATS:
+            if stat == "weighted" and exact_differ:
+                continue  # the weights come from the exact values, which already differ
+            bound = _bound(stat, a, b, tolerance)
+            if not _within(a[stat], b[stat], bound):
+                problems.append(f"'{column}': {stat.replace('_', ' ')} {a[stat]!r} != {b[stat]!r} (differs by "
+                                f"{_gap(a[stat], b[stat])}, allowed {bound:.3g} for rel {tolerance.rel:g}, "
+                                f"abs {tolerance.abs:g} per value)")
+                break
+    return problems
+
+
+def _bound(stat: str, a: dict, b: dict, tol: Tolerance) -> float:
+    """How far a sum may move if each of its n values moves by at most abs + rel * |v|, plus the worst-case
+    rounding of summing n doubles in another order (2 n eps of the sum's scale)."""
+    n = max(a["count"], b["count"])
+    s = max(a["sum_abs"] or 0.0, b["sum_abs"] or 0.0)
+    q = max(a["sum_sq"] or 0.0, b["sum_sq"] or 0.0)
+    rounding = 2 * n * EPSILON
+    if stat == "sum_sq":  # (v + d)^2 - v^2 = 2 v d + d^2
+        return 2.01 * (tol.abs * s + tol.rel * q) + 2 * (n * tol.abs ** 2 + tol.rel ** 2 * q) + rounding * q
+    weight = 1.5 if stat == "weighted" else 1.0  # weights are below 1.5
+    return weight * (n * tol.abs + tol.rel * s + rounding * s)
+
+
+def _within(a, b, bound: float) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) <= bound
+
+
+def _gap(a, b) -> str:
+    return "?" if a is None or b is None else f"{abs(a - b):.3g}"
+
+
+# ---------------------------------------------------------------------------------------------- rows
+
+
+def compare_rows(expected, actual, tolerance: Tolerance, show: int = 3) -> list[str]:
+    """Row by row, after sorting both (exact columns first, then floating ones): the first rows that differ."""
+    if sorted(expected.column_names) != sorted(actual.column_names):
+        return [f"columns differ: {sorted(expected.column_names)} vs {sorted(actual.column_names)}"]
+    columns = sorted(expected.column_names)
+    floating = {c for c in columns if _arrow_kind(expected.schema.field(c).type, c) != "exact"}
+    order = [*(c for c in columns if c not in floating), *(c for c in columns if c in floating)]
+    left, right = _sorted_rows(expected, order), _sorted_rows(actual, order)
+    problems = []
+    if len(left) != len(right):
+        problems.append(f"{len(left):,} rows != {len(right):,} rows")
+    for number, (a, b) in enumerate(zip(left, right)):
+        if len(problems) >= show:
+            break
+        bad = [c for c, x, y in zip(order, a, b) if not _same(x, y, tolerance, c in floating)]
+        if bad:
+            shown = ", ".join(f"{c}={x!r} vs {y!r}" for c, x, y in zip(order, a, b) if c in bad)
+            key = ", ".join(f"{c}={x!r}" for c, x in zip(order, a) if c not in floating and c not in bad)
+            problems.append(f"row {number + 1} of the sorted output" + (f" ({key})" if key else "") + f": {shown}")
+    return problems
+
+
+def _sorted_rows(table, order: list[str]) -> list[tuple]:
+    values = [table.column(c).to_pylist() for c in order]
+    rows = list(zip(*values)) if values else []
+    return sorted(rows, key=lambda row: tuple(_sort_key(v) for v in row))
+
+
+def _sort_key(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return (0, "")
+    if isinstance(value, (int, float)):
+        return (1, value)
+    if isinstance(value, (list, tuple)):
+        return (2, repr(value))
+    if isinstance(value, dict):
+        return (2, repr(sorted(value.items())))
+    return (3, str(value))
+
+
+def _same(x, y, tolerance: Tolerance, floating: bool) -> bool:
+    if not floating:
+        return x == y
+    if isinstance(x, dict) and isinstance(y, dict):  # an ML vector's entries: indices exact, values close
+        return x.get("indices") == y.get("indices") and _same(x.get("values"), y.get("values"), tolerance, True)
+    if isinstance(x, list) and isinstance(y, list):
+        return len(x) == len(y) and all(_same(a, b, tolerance, True) for a, b in zip(x, y))
+    missing_x = x is None or (isinstance(x, float) and math.isnan(x))
+    missing_y = y is None or (isinstance(y, float) and math.isnan(y))
+    if missing_x or missing_y:
+        return missing_x and missing_y
+    if math.isinf(x) or math.isinf(y):
+        return x == y
+    return abs(x - y) <= tolerance.abs + tolerance.rel * max(abs(x), abs(y))

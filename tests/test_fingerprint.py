@@ -1,0 +1,143 @@
+"""The output fingerprint must catch wrong results and accept rounding noise, and Spark and Python must compute
+the same one. The wrong results are built from groupby_sum_mean's real output (100 groups at 1e4): two keys'
+means swapped, one sign flipped, the means shuffled across keys, +5 on one mean and -5 on another, one mean
+lost to null. The checksum these replaced (sums of absolute values per column) passed all but the null."""
+
+import datetime
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from harness import fingerprint, workloads
+from harness.fingerprint import Tolerance, compare, compare_rows, spark_fingerprint, table_fingerprint
+
+
+@pytest.fixture(scope="module")
+def groupby_output(spark, tiny_tables):
+    workload = workloads.get("groupby_sum_mean")
+    tables = {t: spark.read.parquet(str(tiny_tables[t])) for t in workload.tables}
+    real = workload.build(tables)
+    frame = real.toPandas().sort_values("id3").reset_index(drop=True)
+    frame.attrs = {}  # Spark Connect's plan metrics: not part of the output
+    return real, frame
+
+
+def _swap(f):
+    f.loc[[3, 7], "v3_mean"] = f.loc[[7, 3], "v3_mean"].to_numpy()
+    return f
+
+
+def _flip(f):
+    f.loc[11, "v3_mean"] = -f.loc[11, "v3_mean"]
+    return f
+
+
+def _shuffle(f):
+    f["v3_mean"] = np.random.default_rng(5).permutation(f["v3_mean"].to_numpy())
+    return f
+
+
+def _compensate(f):
+    f.loc[2, "v3_mean"] += 5
+    f.loc[40, "v3_mean"] -= 5
+    return f
+
+
+def _null(f):
+    f.loc[9, "v3_mean"] = None
+    return f
+
+
+WRONG = {"two keys' means swapped": _swap, "one sign flipped": _flip, "means shuffled across keys": _shuffle,
+         "+5 on one mean, -5 on another": _compensate, "one mean lost to null": _null}
+
+
+def test_the_fingerprint_of_an_output_survives_a_round_trip_exactly(spark, groupby_output):
+    real, frame = groupby_output
+    assert compare(spark_fingerprint(real), spark_fingerprint(spark.createDataFrame(frame)), Tolerance(0, 0)) == []
+
+
+@pytest.mark.parametrize("case", WRONG)
+def test_a_wrong_result_is_caught_by_the_fingerprint_and_the_rows(spark, groupby_output, case):
+    real, frame = groupby_output
+    wrong = WRONG[case](frame.copy())
+    problems = compare(spark_fingerprint(real), spark_fingerprint(spark.createDataFrame(wrong)), Tolerance())
+    assert problems and all("'v3_mean'" in p for p in problems), problems
+    rows = compare_rows(pa.Table.from_pandas(frame), pa.Table.from_pandas(wrong), Tolerance())
+    assert rows and rows[0].startswith("row ") and "v3_mean=" in rows[0]
+
+
+def test_one_ulp_of_noise_from_another_summation_order_is_accepted(spark, groupby_output):
+    real, frame = groupby_output
+    noisy = frame.assign(v3_mean=np.nextafter(frame["v3_mean"].to_numpy(), np.inf))
+    assert compare(spark_fingerprint(real), spark_fingerprint(spark.createDataFrame(noisy)), Tolerance()) == []
+    assert compare_rows(pa.Table.from_pandas(frame), pa.Table.from_pandas(noisy), Tolerance()) == []
+
+
+def test_the_order_of_rows_does_not_matter(spark, groupby_output):
+    real, _ = groupby_output
+    assert compare(spark_fingerprint(real), spark_fingerprint(real.repartition(3).orderBy("v3_mean")), Tolerance()) == []
+
+
+def test_an_exact_value_changed_or_a_row_lost_is_caught(spark, groupby_output):
+    real, frame = groupby_output
+    changed = frame.copy()
+    changed.loc[0, "v1_sum"] += 1
+    assert any("row hashes differ" in p for p in compare(spark_fingerprint(real), spark_fingerprint(spark.createDataFrame(changed)), Tolerance()))
+    assert any(p.startswith("rows:") for p in compare(spark_fingerprint(real), spark_fingerprint(real.limit(99)), Tolerance()))
+
+
+def test_a_relative_tolerance_alone_would_fail_at_zero_but_the_absolute_part_does_not():
+    zeros = pa.table({"k": [1, 2], "x": [0.0, 0.0]})
+    tiny = pa.table({"k": [1, 2], "x": [1e-13, -1e-13]})
+    assert compare(table_fingerprint(zeros), table_fingerprint(tiny), Tolerance(rel=1e-9, abs=1e-12)) == []
+    assert compare(table_fingerprint(zeros), table_fingerprint(tiny), Tolerance(rel=1e-9, abs=0.0))
+
+
+def test_spark_and_python_compute_the_same_fingerprint(spark):
+    frame = pd.DataFrame({
+        "i": pd.array([1, None, -7], dtype="Int64"), "s": ["a", None, "ünïcode"], "b": [True, False, True],
+        "d": [datetime.date(2026, 1, 1), datetime.date(1970, 1, 2), None], "x": [0.5, float("nan"), -2.25],
+        "tokens": [["a", "b"], [], None], "xs": [[1.0, -2.0], [3.5], None],
+    })
+    from_spark = spark_fingerprint(spark.createDataFrame(frame, "i bigint, s string, b boolean, d date, x double, "
+                                                                "tokens array<string>, xs array<double>"))
+    from_python = table_fingerprint(pa.Table.from_pandas(frame, preserve_index=False))
+    assert (from_spark["hash_lo"], from_spark["hash_hi"]) == (from_python["hash_lo"], from_python["hash_hi"])
+    assert compare(from_spark, from_python, Tolerance(0, 0)) == []
+    assert from_python["floats"]["x"]["missing"] == 1 and from_python["floats"]["xs"]["missing"] == 1
+
+
+def test_vectors_are_compared_by_their_entries_without_densifying(spark):
+    from pyspark.ml.linalg import Vectors, VectorUDT
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    schema = StructType([StructField("id", LongType()), StructField("vec", VectorUDT())])
+    sparse = spark.createDataFrame([(1, Vectors.sparse(4, {1: -3.0, 3: 2.0})), (2, Vectors.sparse(3, {0: 1.0}))], schema)
+    dense = spark.createDataFrame([(1, Vectors.dense([0.0, -3.0, 0.0, 2.0])), (2, Vectors.dense([1.0, 0.0, 0.0]))], schema)
+    moved = spark.createDataFrame([(1, Vectors.sparse(4, {1: 2.0, 3: -3.0})), (2, Vectors.sparse(3, {0: 1.0}))], schema)
+    base = spark_fingerprint(sparse)
+    assert base["floats"]["vec"]["count"] == 3 and base["floats"]["vec"]["sum_abs"] == 6.0
+    assert compare(base, spark_fingerprint(dense), Tolerance()) == []  # the same vectors, stored otherwise
+    assert compare(base, spark_fingerprint(moved), Tolerance())  # values moved between indices
+
+
+def test_a_type_the_python_side_cannot_compare_is_named():
+    table = pa.table({"m": pa.array([{"a": 1}], pa.struct([("a", pa.int64())]))})
+    with pytest.raises(fingerprint.FingerprintError, match="column 'm' has type struct"):
+        table_fingerprint(table)
+
+
+def test_the_bound_grows_with_the_values_compared():
+    a = {"count": 10, "sum_abs": 1000.0, "sum_sq": 1e5}
+    b = dict(a)
+    bound = fingerprint._bound("sum", a, b, Tolerance(rel=1e-9, abs=1e-9))
+    assert math.isclose(bound, 10 * 1e-9 + 1e-9 * 1000 + 2 * 10 * 2**-52 * 1000)
+
+
+def test_tolerances_must_be_numbers_of_zero_or_more():
+    with pytest.raises(ValueError, match="rel must be a number of 0 or more"):
+        Tolerance(rel=-1)
