@@ -22,7 +22,10 @@ if _swept(suite.SETTINGS):
         param_names = ("engine", "workload", "setting")
 
         def setup(self, run_dir, engine, workload, setting):
-            if setting.startswith("spark.rapids.") and not session.uses_plugin(suite.SETTINGS.spark_conf(engine)):
+            conf = suite.SETTINGS.spark_conf(engine)
+            if config.engine_facts(engine, conf)[1] != "spark":
+                raise NotImplementedError(f"the sweep varies Spark settings; the {engine} engine does not run Spark")
+            if setting.startswith("spark.rapids.") and not session.uses_plugin(conf):
                 raise NotImplementedError(f"{setting} does nothing under the {engine} engine (no RAPIDS plugin)")
-            smallest = min(suite.SETTINGS.scales, key=config.scale_rows)
+            smallest = min((s for s in suite.SETTINGS.scales if s != config.AS_IS), key=config.scale_rows)
             self._prepare(run_dir, engine, workload, smallest, variant=setting)

@@ -1,10 +1,11 @@
 """Every registered workload under every engine and scale: engines are lines on the same graph.
 
-Settings (host overlay, scales, overrides) come from PREPBENCH_* variables; `python -m harness bench` sets
-them. One process per benchmark: the session starts, the workload warms up and runs once instrumented in
-setup(), outside the timed region; number = 1 so that setup() is not repeated between timed calls.
-`WorkloadsMeasured` tracks the instrumented run's figures beside the times; asv runs it after `Workloads`
-(names sort that way, in the same setup_cache), so it reads the records instead of running anything.
+Settings (host overlay, engines, scales, overrides) come from PREPBENCH_* variables; `python -m harness bench`
+sets them. One process per benchmark: the session opens, the workload warms up, its output is fingerprinted
+and it runs once instrumented in setup(), outside the timed region; number = 1 so that setup() is not repeated
+between timed calls. `WorkloadsMeasured` tracks the instrumented run's figures beside the times; asv runs it
+after `Workloads` (names sort that way, in the same setup_cache), so it reads the records instead of running
+anything.
 """
 
 import math
@@ -12,10 +13,11 @@ import math
 from harness import EngineUnavailable, config, trial, workloads
 
 SETTINGS = config.RunSettings.from_env()
+trial.preload(SETTINGS)  # imported once by asv's forkserver, not once per benchmark process
 
 
 class _Cases:
-    params = (list(SETTINGS.engines), workloads.selected(SETTINGS.workloads), list(SETTINGS.scales))
+    params = (list(SETTINGS.engines), workloads.selected(SETTINGS.workloads), trial.scales(SETTINGS))
     param_names = ("engine", "workload", "scale")
     timeout = 3600
 
@@ -46,27 +48,26 @@ class Workloads(_Cases):
             self.trial.finish()
 
 
-def _tracked(name, unit):
+def _tracked(figure, unit):
     def track(self, *params):
-        value = self.values[name]
+        value = figure(self.record)
         return math.nan if value is None else value  # NaN: shown as n/a (a CPU run has no GPU figures)
 
     track.unit = unit
-    track.__name__ = f"track_{name}"
     return track
 
 
 class WorkloadsMeasured(_Cases):
     def setup(self, run_dir, engine, workload, scale):
         try:
-            self.values = trial.metric_values(trial.measured(run_dir, engine, workload, scale, SETTINGS))
+            self.record = trial.measured(run_dir, engine, workload, scale, SETTINGS)
         except EngineUnavailable as skip:
             raise NotImplementedError(str(skip)) from None
 
-    track_rows_per_second = _tracked("rows_per_second", "rows/s")
-    track_cost_per_mrows_usd = _tracked("cost_per_mrows_usd", "USD per 1e6 rows")
-    track_gpu_util_mean_pct = _tracked("gpu_util_mean_pct", "%")
-    track_gpu_util_p95_pct = _tracked("gpu_util_p95_pct", "%")
-    track_gpu_memory_peak_bytes = _tracked("gpu_memory_peak_bytes", "bytes")
-    track_energy_per_mrows_j = _tracked("energy_per_mrows_j", "J per 1e6 rows")
-    track_fallback_pct = _tracked("fallback_pct", "%")
+    track_rows_per_second = _tracked(lambda r: r.rows_per_s, "rows/s")
+    track_cost_per_mrows_usd = _tracked(lambda r: r.cost_per_mrows_usd, "USD per 1e6 rows")
+    track_gpu_busy_pct = _tracked(lambda r: r.gpu_busy_pct[0], "%")
+    track_gpu_util_p95_pct = _tracked(lambda r: r.gpu_metrics.get("util_p95_pct"), "%")
+    track_gpu_memory_peak_bytes = _tracked(lambda r: r.gpu_metrics.get("memory_peak_bytes"), "bytes")
+    track_energy_per_mrows_j = _tracked(lambda r: r.gpu_metrics.get("energy_per_mrows_j"), "J per 1e6 rows")
+    track_fallback_pct = _tracked(lambda r: None if r.fallback_fraction is None else 100 * r.fallback_fraction, "%")

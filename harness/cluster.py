@@ -14,7 +14,8 @@ one. What lives on one machine in local mode is made per-cluster at session star
   executor host with the script the host profile names.
 
 NVML samples are taken on the driver's host only; on a cluster they describe the GPUs there, if any, not
-the executors'. Each record lists the executors that ran it (``executors``), so a result says where it ran.
+the executors'. Each record lists the executors that ran it (``executors``, from the monitoring REST API),
+so a result says where it ran.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import HarnessError, plugin
+from . import HarnessError, jars
 from .config import Setting, SparkConf
 
 MASTER_FORMS = "local[N], spark://HOST:PORT, yarn or k8s://https://HOST:PORT"
@@ -123,19 +124,10 @@ def code_archive() -> Path:
             name = f"{package.name}/{path.relative_to(package).as_posix()}"
             archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), path.read_bytes())
     content = buffer.getvalue()
-    target = plugin.cache_dir() / "code" / f"harness-{hashlib.sha1(content).hexdigest()[:16]}.zip"
+    target = jars.cache_dir() / "code" / f"harness-{hashlib.sha1(content).hexdigest()[:16]}.zip"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.{os.getpid()}")
         partial.write_bytes(content)
         partial.replace(target)
     return target
-
-
-def executors(spark) -> list[dict]:
-    """Every executor the session has had, lost ones included, with the work each did (Spark's status store)."""
-    found = spark.sparkContext._jsc.sc().statusStore().executorList(False)
-    return [{"id": e.id(), "address": e.hostPort(), "active": e.isActive(), "cores": e.totalCores(),
-             "tasks": e.totalTasks(), "failed_tasks": e.failedTasks(), "shuffle_read_bytes": e.totalShuffleRead(),
-             "shuffle_write_bytes": e.totalShuffleWrite()}
-            for e in (found.apply(i) for i in range(found.length()))]

@@ -1,13 +1,14 @@
-"""One SparkSession per process, for one engine, started from the merged configuration.
+"""Spark sessions for the Spark engines: the checks before any JVM, and the three ways a process gets one.
 
-Everything that can be checked without a JVM is checked first (Java, the pinned PySpark, the plugin jar and
-a GPU for the plugin engine), because a session that fails to start leaves its settings in the JVM and a
-missing plugin class fails only after seconds. The time to start the session is measured on its own, apart
-from any workload time.
+Everything that can be checked without a JVM is checked first (Java, the pinned PySpark, the master, the
+RAPIDS plugin jar and a GPU, the Comet jar), because a session that fails to start leaves its settings in
+the JVM and a missing plugin class fails only after seconds. ``preflight`` returns the configuration as
+applied: the merged layers plus what the harness adds (jars, class paths, logging, the redaction rule, the
+monitoring UI on loopback).
 
-Start-up cost matters here: asv starts a process per benchmark. The driver JVM therefore uses a class-data
-sharing archive of the classes Spark loads (built once per machine by ``build_class_archive``), which cuts
-a benchmark process's fixed cost by about 3 s.
+A benchmark process then connects to its engine's Spark Connect server (``remote``: the JVM, its caches and
+the GPU's memory pool stay warm across benchmarks), or starts a classic session of its own (``classic``:
+one JVM per process, with a class-data sharing archive that cuts about 3 s off its start).
 """
 
 from __future__ import annotations
@@ -18,30 +19,22 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from . import CONF_DIR, EngineUnavailable, HarnessError, cluster, gpu, plugin
-from .config import SUITE_PREFIX, RunSettings, Setting, SparkConf
+from . import CONF_DIR, EngineUnavailable, HarnessError, cluster, comet, gpu, jars, plugin
+from .config import SECRET_NAMES, SUITE_PREFIX, RunSettings, Setting, SparkConf
 from .versions import check_installed_spark
 
 PLUGIN_CLASS = "com.nvidia.spark.SQLPlugin"
 ADDED_BY_HARNESS = "harness (session start)"
 
 
-@dataclass
-class EngineSession:
-    engine: str
-    spark: object  # pyspark.sql.SparkSession
-    conf: SparkConf  # as applied: the merged layers plus what the harness added
-    start_seconds: float
-
-
-_current: EngineSession | None = None
-
-
 def uses_plugin(conf: SparkConf) -> bool:
     return PLUGIN_CLASS in conf.get("spark.plugins", Setting("", "")).value
+
+
+def uses_comet(conf: SparkConf) -> bool:
+    return comet.PLUGIN_CLASS in conf.get("spark.plugins", Setting("", "")).value
 
 
 def java_binary() -> str:
@@ -54,15 +47,15 @@ def java_binary() -> str:
 
 
 def preflight(engine: str, conf: SparkConf) -> SparkConf:
-    """Checks that need no JVM; returns the configuration with what the harness adds (jar, JVM options)."""
+    """Checks that need no JVM; returns the configuration with what the harness adds."""
     java_binary()
-    check_installed_spark()
+    spark_version = check_installed_spark()
     cluster.check_master(conf)
     applied = dict(conf)
     if uses_plugin(conf):
-        jar = plugin.find_jar(conf.get("spark.jars", Setting("", "")).value)  # raises with the places tried
+        jar = jars.find("rapids", conf.get("spark.jars", Setting("", "")).value)  # raises with the places tried
         gpus, problem = gpu.probe()
-        plugin.check_jar(jar, check_installed_spark(), gpus)
+        plugin.check_jar(jar, spark_version, gpus)
         plugin.check_shuffle_manager(conf.get("spark.shuffle.manager", Setting("", "")).value)
         if problem:
             raise EngineUnavailable(
@@ -71,10 +64,15 @@ def preflight(engine: str, conf: SparkConf) -> SparkConf:
             )
         if str(jar) not in applied.get("spark.jars", Setting("", "")).value:
             _append(applied, "spark.jars", str(jar), ",")
+    if uses_comet(conf):
+        jar = jars.find("comet", conf.get("spark.jars", Setting("", "")).value)
+        comet.check_jar(jar, spark_version)
+        for key in ("spark.driver.extraClassPath", "spark.executor.extraClassPath"):
+            _append(applied, key, str(jar), os.pathsep)
     for key, value, separator in cluster.additions(conf):
         _append(applied, key, value, separator)
-    java_options = [f"-Dlog4j2.configurationFile=file:{CONF_DIR / 'log4j2.properties'}", *class_archive_flags()]
-    _append(applied, "spark.driver.extraJavaOptions", " ".join(java_options), " ")
+    _append(applied, "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{CONF_DIR / 'log4j2.properties'}", " ")
+    applied.setdefault("spark.redaction.regex", Setting(SECRET_NAMES, ADDED_BY_HARNESS))  # Spark's UI and logs too
     return applied
 
 
@@ -86,31 +84,72 @@ def _append(conf: SparkConf, key: str, value: str, separator: str) -> None:
         conf[key] = Setting(value, ADDED_BY_HARNESS)
 
 
-def start(engine: str, settings: RunSettings, extra_java_options: str = "", conf: SparkConf | None = None) -> EngineSession:
-    """The process's session for `engine`; a second engine in the same process is refused.
+def spark_properties(conf: SparkConf) -> dict[str, str]:
+    """What Spark is given: every key but the suite's own (prepbench.* never reaches Spark)."""
+    return {key: s.value for key, s in conf.items() if not key.startswith(SUITE_PREFIX)}
 
-    `conf` replaces the engine's checked configuration (the plan-coverage session passes its own)."""
-    global _current
-    if _current is not None:
-        if _current.engine == engine:
-            return _current
-        raise HarnessError(f"this process already runs the '{_current.engine}' engine; start one process per "
+
+# ---------------------------------------------------------------------------------------------- sessions
+
+
+_classic: tuple[str, object] | None = None  # (engine, SparkSession) of this process's classic session
+
+
+def classic(engine: str, conf: SparkConf, monitored: bool = True, extra_java_options: str = ""):
+    """This process's classic session for `engine` (a JVM of its own); a second engine is refused.
+
+    With `monitored`, the UI serves the monitoring REST API on a free loopback port."""
+    global _classic
+    if _classic is not None:
+        if _classic[0] == engine:
+            return _classic[1]
+        raise HarnessError(f"this process already runs the '{_classic[0]}' engine; start one process per "
                            "engine (a Spark JVM keeps the settings of the first session)")
-    conf = conf if conf is not None else preflight(engine, settings.spark_conf(engine))
-    if extra_java_options:
-        _append(conf, "spark.driver.extraJavaOptions", extra_java_options, " ")
+    properties = spark_properties(conf)
+    java_options = " ".join(filter(None, [properties.get("spark.driver.extraJavaOptions", ""), *class_archive_flags(),
+                                           extra_java_options]))
+    properties["spark.driver.extraJavaOptions"] = java_options
+    if monitored:
+        properties.update({"spark.ui.enabled": "true", "spark.ui.port": "0"})
+        if cluster.is_local(conf):  # a cluster's executors must reach the driver: its own address, not loopback
+            properties.update({"spark.driver.bindAddress": "127.0.0.1",
+                               "spark.driver.host": properties.get("spark.driver.host", "127.0.0.1")})
+    for variable in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE"):  # inherited from a Connect client's process
+        os.environ.pop(variable, None)
     os.environ["PYSPARK_PYTHON"] = cluster.executor_python(conf)  # this interpreter, unless the conf names one
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder
-    for key, setting in conf.items():
-        if not key.startswith(SUITE_PREFIX):
-            builder = builder.config(key, setting.value)
-    began = time.perf_counter()
+    for key, value in properties.items():
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    _current = EngineSession(engine, spark, conf, time.perf_counter() - began)
-    return _current
+    _classic = (engine, spark)
+    return spark
+
+
+def activate(spark):
+    """Make a Spark Connect session the active and default one. Spark ML over Connect sends fits to the active
+    session, so a model and the DataFrames it is used on must live in one server-side session (a process that
+    opened another session before, such as a test process, holds another)."""
+    type(spark)._active_session.session = spark
+    with type(spark)._lock:
+        type(spark)._default_session = spark
+    return spark
+
+
+def remote(url: str, local_server: bool = False):
+    """A Spark Connect session: a new server-side session of its own, for this process. Against this run's own
+    server on loopback, calls are retried for seconds, not minutes: a server that died fails the benchmark
+    with its reason instead of hanging it (and its exit) for the client's default ten minutes."""
+    from pyspark.sql import SparkSession
+
+    spark = activate(SparkSession.builder.remote(url).create())
+    if local_server:
+        from pyspark.sql.connect.client.retries import DefaultPolicy
+
+        spark._client.set_retry_policies([DefaultPolicy(max_retries=4, max_backoff=2000)])
+    return spark
 
 
 # ---------------------------------------------------------------------------------------------- class-data sharing
@@ -122,10 +161,10 @@ def class_archive_path() -> Path:
     import pyspark
 
     java = os.path.realpath(java_binary())
-    jars = sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
+    spark_jars = sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
     key = ";".join([java, str(os.stat(java).st_mtime_ns), sys.prefix,
-                    *(f"{j.name}:{j.stat().st_size}:{j.stat().st_mtime_ns}" for j in jars)])
-    return plugin.cache_dir() / "class-archive" / f"spark-{hashlib.sha1(key.encode()).hexdigest()[:16]}.jsa"
+                    *(f"{j.name}:{j.stat().st_size}:{j.stat().st_mtime_ns}" for j in spark_jars)])
+    return jars.cache_dir() / "class-archive" / f"spark-{hashlib.sha1(key.encode()).hexdigest()[:16]}.jsa"
 
 
 def class_archive_flags() -> list[str]:
@@ -137,15 +176,17 @@ def class_archive_flags() -> list[str]:
 
 
 def build_class_archive(settings: RunSettings, progress=print) -> Path | None:
-    """Record the classes a small Spark job loads into an archive, once per machine, in a child process."""
+    """Record the classes a small Spark job loads into an archive, once per machine, in a child process (classic
+    sessions only: with Spark Connect a run starts one JVM per engine, not one per benchmark)."""
     progress = progress or (lambda message: None)
     archive = class_archive_path()
     if archive.is_file():
         return archive
     archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(f".{archive.name}.{os.getpid()}")
-    progress("building the JVM class archive (once per machine, about 30 s)")
+    progress("building the JVM class archive for classic sessions (once per machine, about 30 s)")
     env = {**os.environ, **settings.to_env()}
+    began = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "harness.session", str(partial)], env=env,
                           capture_output=True, text=True)
     if done.returncode != 0 or not partial.is_file() or partial.stat().st_size == 0:
@@ -153,17 +194,19 @@ def build_class_archive(settings: RunSettings, progress=print) -> Path | None:
         progress(f"could not build the class archive; sessions start without it:\n{done.stderr[-2000:]}")
         return None
     os.replace(partial, archive)
+    progress(f"class archive built in {time.perf_counter() - began:.0f} s: {archive}")
     return archive
 
 
 def _archive_run(partial: str) -> None:
     """Child process: run a representative job with the JVM set to dump its loaded classes at exit."""
     settings = RunSettings.from_env()
-    spark = start("cpu", settings, extra_java_options=f"-XX:ArchiveClassesAtExit={partial}").spark
+    spark = classic("cpu", preflight("cpu", settings.spark_conf("cpu")), monitored=True,
+                    extra_java_options=f"-XX:ArchiveClassesAtExit={partial}")
     from pyspark.sql import functions as F
     from pyspark.sql.window import Window
 
-    from .workloads import checksum
+    from .fingerprint import spark_fingerprint
 
     facts = spark.range(200_000).select(
         "id", (F.col("id") % 97).alias("k"), F.rand(1).alias("v"), F.concat(F.lit("id"), F.col("id")).alias("s"))
@@ -174,7 +217,7 @@ def _archive_run(partial: str) -> None:
     facts.write.mode("overwrite").parquet(str(with_parquet))
     for df in (joined, ranked, spark.read.parquet(str(with_parquet)).groupBy("k").count()):
         df.write.format("noop").mode("overwrite").save()
-    checksum(facts)
+    spark_fingerprint(facts)
     shutil.rmtree(with_parquet, ignore_errors=True)
     spark.stop()
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import HarnessError
-from .plugin import installed_scala
+from .versions import installed_scala
 from .session import java_binary
 
 LOOPBACK = "127.0.0.1"

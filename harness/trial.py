@@ -1,23 +1,34 @@
-"""What one benchmark process runs: one engine x workload x scale, from session start to its record.
+"""What one benchmark process runs: one engine x workload x scale, from its session to its record.
 
 asv's classes in ``benchmarks/`` are thin wrappers around ``prepare_run`` (once per asv run) and ``Trial``
 (once per benchmark process); the integration tests drive the same two, so what is tested is what runs.
+The trial is the same for every engine: its backend (``harness/backends/``) supplies the session.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import os
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from . import EngineUnavailable, HarnessError, cluster, cost, coverage, data, gpu, metrics, records, session, workloads
-from .config import SUITE_PREFIX, RunSettings, Setting, SparkConf, recorded, scale_rows
+from . import EngineUnavailable, HarnessError, cost, data, fingerprint, gpu, records, results, services, workloads
+from .coverage import first_line
+from .backends import Engine
+from .config import AS_IS, SUITE_PREFIX, RunSettings, redact_text, scale_rows
+from .fingerprint import ROW_LIMIT
 
 RUN_DIR_ENV = "PREPBENCH_RUN_DIR"
+OUTPUTS = "outputs"  # sorted small outputs, for row-by-row comparison (not committed: see .gitignore)
+
+
+class OutputMismatch(HarnessError):
+    """This engine's output differs from another engine's for the same workload and scale."""
+
+
+class NotApplicable(NotImplementedError):
+    """A workload at a scale it does not run at (a user dataset runs at as-is only): asv shows n/a, no record."""
 
 
 def current_run_dir(settings: RunSettings) -> Path:
@@ -26,152 +37,227 @@ def current_run_dir(settings: RunSettings) -> Path:
 
 
 def prepare_run(settings: RunSettings, progress=print) -> str:
-    """Once per run: the run directory, every dataset the workloads need at every scale, the class archive."""
+    """Once per run: the run directory and every generated dataset the workloads need at every scale."""
     run_dir = current_run_dir(settings)
     chosen = [workloads.get(name) for name in workloads.selected(settings.workloads)]
-    tables = sorted({table for w in chosen for table in w.tables if table in data.TABLES})
     for scale in settings.scales:
-        for table in tables:
+        if scale == AS_IS:
+            continue
+        for table in sorted({data.derived_tables()[t].source if t in data.derived_tables() else t
+                             for w in chosen for t in w.tables if t not in data.user_datasets()}):
             data.ensure(table, scale_rows(scale), settings.seed, settings.data_dir, progress)
-    session.build_class_archive(settings, progress)
     return str(run_dir)
 
 
-class OutputMismatch(HarnessError):
-    """This engine's output differs from another engine's for the same workload and scale."""
+def scales(settings: RunSettings) -> list[str]:
+    """The run's scales, and as-is when a chosen workload reads only the user's own datasets (it runs once)."""
+    chosen = [workloads.get(name) for name in workloads.selected(settings.workloads)]
+    extra = [AS_IS] if AS_IS not in settings.scales and any(w.on_user_data for w in chosen) else []
+    return [*settings.scales, *extra]
+
+
+def preload(settings: RunSettings) -> None:
+    """Import what the run's engines need, once, in asv's forkserver: its forks then start with them loaded.
+    Nothing is started (no JVM, no gRPC channel, no CUDA context), so forking stays safe."""
+    import importlib
+
+    from .backends import Engine
+
+    modules = {m for engine in settings.engines for m in Engine.of(engine, settings).backend_module.preload}
+    for module in sorted(modules):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # the engine's own check says what is missing, when its benchmark runs
+
+
+def table_paths(workload, scale: str, settings: RunSettings, spark=None) -> dict[str, str]:
+    """Where each of the workload's tables is read from at this scale. A derived table missing from the cache
+    is written with `spark`, if given (a Spark engine's trial); otherwise it must exist already."""
+    rows = None if scale == AS_IS else scale_rows(scale)
+    paths = {}
+    for table in workload.tables:
+        if table in data.derived_tables() and spark is not None:
+            data.ensure_derived(table, rows, settings.seed, settings.data_dir, spark, progress=None)
+        paths[table] = data.table_path(table, rows, settings.seed, settings.data_dir)
+    return paths
 
 
 class Trial:
-    """Session, data, warm-up, checksum and one instrumented run outside the timed region; then timed runs;
-    then the record.
+    """Session, inputs, warm-up, the output's fingerprint and one instrumented run outside the timed region;
+    then timed runs; then the record.
 
-    A timed run builds the workload's DataFrame and forces it, so work a workload does while building (an ML
-    fit, say) is timed too. The instrumented run has NVML sampling beside it and its Spark jobs tagged: every
-    metric besides time comes from it, once per engine, workload and scale, and asv's track benchmarks read
-    them from the record instead of running the workload again. The record is written when the trial starts (status "running"), so a process
-    that dies leaves a trace, and again when it ends: "ok", "skipped", "failed", or "mismatch" when the
-    output differs from another engine's in the same run (that benchmark then fails instead of being timed).
+    A timed run builds the workload's result and forces it, so work a workload does while building (an ML
+    fit, say) is timed too. The instrumented run has NVML sampling beside it (GPU engines) and its Spark jobs
+    tagged: every metric besides time comes from it, once per engine, workload and scale, and asv's track
+    benchmarks read them from the record. The record is written when the trial starts (status "running"),
+    so a process that dies leaves a trace, and again when it ends: "ok", "skipped" (the engine cannot run
+    here), "undefined" (the engine has no form of the workload), "failed", or "mismatch" when the output
+    differs from another engine's in the same run (that benchmark then fails instead of being timed).
     """
 
     def __init__(self, run_dir: str | Path, engine: str, workload: str, scale: str, settings: RunSettings,
                  variant: str = ""):
         """`variant` is one `key=value` setting on top of the configuration (the configuration sweep)."""
+        began = time.perf_counter()
         self.workload = workloads.get(workload)
-        self.run_dir, self.engine, self.scale = Path(run_dir), engine, scale
-        self.path = records.record_path(run_dir, engine, workload, scale, variant)
-        if variant:
-            settings = dataclasses.replace(settings, overrides=(*settings.overrides, variant))
-        rows = scale_rows(scale)
-        merged = settings.spark_conf(engine)
-        self.record = records.read_json(self.path) or {
-            "schema": records.SCHEMA, "engine": engine, "workload": workload, "family": self.workload.family,
-            "scale": scale, "variant": variant, "samples_s": [], "session_start_s": [], "warmup_s": [],
-            "role": "gpu" if session.uses_plugin(merged) else "cpu",
-            "host_profile": settings.host, "pricing": cost.pricing({key: s.value for key, s in merged.items()}),
-        }
+        if not self.workload.runs_at(scale):
+            raise NotApplicable(f"{workload} reads " + ("only your own datasets: it runs at scale as-is" if
+                                                        self.workload.on_user_data else "generated tables: as-is is for your own datasets"))
+        self.run_dir, self.scale, self.settings = Path(run_dir), scale, settings
+        self.engine = Engine.of(engine, settings, variant)
+        self.path = results.record_path(run_dir, engine, workload, scale, variant)
+        self.record = self._existing() or self._new()
         self.samples: list[float] = []
+        backend = self.engine.backend_module
+        undefined = backend.form(self.workload)
+        if undefined:
+            self._close("undefined", f"the {engine} engine has no form of {workload}: {undefined}")
+            raise EngineUnavailable(self.record.reason)
         try:
-            self.session = session.start(engine, settings)
+            applied = backend.preflight(self.engine)
         except EngineUnavailable as err:
             self._close("skipped", str(err))
             raise
-        except Exception as err:
-            self._close("failed", f"session did not start: {err}")
+        except HarnessError as err:
+            self._close("failed", str(err))
             raise
-        self.record["session_start_s"].append(self.session.start_seconds)
-        self.record["config"] = recorded(self.session.conf)
-        self.record["sql_conf"] = dict(self.workload.sql_conf)
+        self.record.config = self.engine.recorded(applied)
         self._save("running")
         try:
-            spark = self.session.spark
-            self._settings = workloads.sql_settings(spark, self.workload)
-            self._settings.__enter__()  # for the life of this process: one workload per benchmark process
-            self.tables = {t: spark.read.parquet(data.table_path(t, rows, settings.seed, settings.data_dir))
-                           for t in self.workload.tables}
-            self.record["rows"] = sum(data.table_rows(t, rows) or df.count() for t, df in self.tables.items())
-            self.record["warmup_s"].append(self._force())
-            if "checksum" not in self.record:
-                self.record["checksum"] = workloads.checksum(self.workload.build(self.tables))
-            if "spark_metrics" not in self.record:
-                self._instrumented_run(merged)
+            self.session = backend.open(self.engine, applied, settings, services.addresses().get(engine))
+            self.record.session = self.session.described
+            spark = getattr(self.session, "spark", None)
+            paths = table_paths(self.workload, scale, settings, spark)
+            self.inputs = self.session.inputs(self.workload, paths)
+            self.record.rows = self.record.rows or sum(data.table_rows(t, None if scale == AS_IS else scale_rows(scale))
+                                                       or data.dataset_rows(p) for t, p in paths.items())
+            self.session.prepare(self.workload, self.inputs)
+            self.record.session_start_s.append(time.perf_counter() - began)
+            self.record.warmup_s.append(self._force())
+            if self.record.fingerprint is None:
+                self._fingerprint()
+            if self.record.instrumented_s is None:
+                self._instrumented_run()
         except Exception as err:
-            self._close("failed", f"{type(err).__name__}: {err}")
+            self._close("failed", f"{type(err).__name__}: {first_line(err)}")
             raise
         self._check_against_other_engines()
         self._save("running")
 
+    def _existing(self) -> results.Record | None:
+        """The record another process of the same benchmark wrote in this run: its samples add up."""
+        data_ = records.read_json(self.path)
+        try:
+            return results.Record.from_json(data_, self.path.name) if data_ else None
+        except results.RecordError:
+            return None
+
+    def _new(self) -> results.Record:
+        suite = self.engine.suite_conf
+        return results.Record(
+            engine=self.engine.name, workload=self.workload.name, scale=self.scale, role=self.engine.role,
+            backend=self.engine.backend, family=self.workload.family, variant=self.engine.variant, started=records.now(),
+            tolerance=self.workload.tolerance, price=results.Price(**cost.pricing(suite, self.engine.role)),
+            host_profile=self.settings.host, thresholds=cost.Thresholds.from_conf(suite),
+            sql_conf=dict(self.workload.sql_conf), figures={"timed": self.workload.timed} if self.workload.timed else {})
+
     def _force(self) -> float:
         began = time.perf_counter()
-        figures = self.workload.force(self.workload.build(self.tables))
+        figures = self.session.force(self.workload, self.inputs)
         elapsed = time.perf_counter() - began
         if figures:
-            self.record["figures"] = figures
+            self.record.figures.update(figures)
         return elapsed
 
-    def _instrumented_run(self, conf: SparkConf) -> None:
-        interval = float(conf.get(f"{SUITE_PREFIX}nvml.interval_s", Setting(str(gpu.DEFAULT_INTERVAL_S), "")).value)
-        local = cluster.is_local(conf)  # the plugin then uses one GPU
-        sampler = gpu.Sampler(interval_s=interval, first_only=local)
-        with metrics.job_group(self.session.spark, self.workload.name) as group, sampler:
-            self.record["instrumented_s"] = self._force()
-        found = sampler.result()
-        found["scope"] = ("this host, the GPU local mode uses" if local else "the driver's host only: "
-                          "GPUs of executors on other hosts are not sampled")
-        if found.get("energy_j") is not None and self.record["rows"]:
-            found["energy_per_mrows_j"] = found["energy_j"] / self.record["rows"] * 1e6
-        self.record["gpu_metrics"] = found
-        self.record["spark_metrics"], plans = metrics.read(self.session.spark, group)
-        if session.uses_plugin(self.session.conf):  # what really ran on the GPU, not what the plugin predicted
-            self.record["planned_operators"] = coverage.executed_operators(plans)
+    def _fingerprint(self) -> None:
+        limit = int(self.engine.value(f"{SUITE_PREFIX}compare.max_rows", str(ROW_LIMIT)))
+        found, output_rows, table = self.session.output(self.workload, self.inputs, limit)
+        self.record.fingerprint, self.record.output_rows = found, output_rows
+        if table is not None:
+            import pyarrow.parquet as pq
+
+            relative = Path(OUTPUTS) / f"{self.path.stem}.parquet"
+            target = self.run_dir / relative
+            target.parent.mkdir(exist_ok=True)
+            partial = target.with_name(f".{target.name}.{os.getpid()}")
+            pq.write_table(table, partial)
+            os.replace(partial, target)
+            self.record.rows_file = str(relative)
+
+    def _instrumented_run(self) -> None:
+        sampled = self.engine.role == "gpu"
+        interval = float(self.engine.value(f"{SUITE_PREFIX}nvml.interval_s", str(gpu.DEFAULT_INTERVAL_S)))
+        local = self.engine.value("spark.master", "local[*]").startswith("local") or self.engine.backend != "spark"
+        sampler = gpu.Sampler(interval_s=interval, first_only=local) if sampled else None
+        with sampler or contextlib.nullcontext():
+            seconds, figures, metrics, plan = self.session.instrumented(self.workload, self.inputs, self.workload.name)
+        self.record.instrumented_s, self.record.spark_metrics, self.record.plan = seconds, metrics or {}, plan or {}
+        if figures:
+            self.record.figures.update(figures)
+        if sampler:
+            found = sampler.result()
+            found["scope"] = ("this host, the GPU local mode uses" if local else "the driver's host only: "
+                              "GPUs of executors on other hosts are not sampled")
+            if found.get("energy_j") is not None and self.record.rows:
+                found["energy_per_mrows_j"] = found["energy_j"] / self.record.rows * 1e6
+            self.record.gpu_metrics = found
 
     def _check_against_other_engines(self) -> None:
-        for path in sorted(self.run_dir.glob(f"{self.workload.name}.*.{self.scale}*.json")):
-            other = records.read_json(path)
-            if path == self.path or not other or other.get("status") != "ok" or "checksum" not in other:
+        """Compare this output with every other finished engine's for the same case in this run."""
+        agreement = []
+        for path in sorted(self.run_dir.glob(f"{self.workload.name}.*.json")):
+            if path == self.path:
                 continue
-            problems = workloads.compare(other["checksum"], self.record["checksum"], self.workload.float_rel_tol)
+            try:
+                other = results.Record.from_json(records.read_json(path), path.name)
+            except results.RecordError:
+                continue
+            if (other.workload, other.scale, other.variant) != (self.workload.name, self.scale, self.engine.variant) \
+                    or other.status != "ok" or not other.fingerprint:
+                continue
+            tolerance = self.record.tolerance.looser(other.tolerance)
+            problems = fingerprint.compare(other.fingerprint, self.record.fingerprint, tolerance)
+            if problems and other.rows_file and self.record.rows_file:  # name the rows that differ
+                import pyarrow.parquet as pq
+
+                problems += fingerprint.compare_rows(pq.read_table(self.run_dir / other.rows_file),
+                                                     pq.read_table(self.run_dir / self.record.rows_file), tolerance)
+            agreement.append({"engine": other.engine, "agree": not problems, "problems": problems})
             if problems:
-                reason = f"output differs from the {other['engine']} engine's: " + "; ".join(problems)
+                self.record.agreement = agreement
+                reason = f"output differs from the {other.engine} engine's: " + "; ".join(problems)
                 self._close("mismatch", reason)
-                raise OutputMismatch(f"{self.workload.name} at {self.scale} on {self.engine}: {reason}")
+                raise OutputMismatch(f"{self.workload.name} at {self.scale} on {self.engine.name}: {reason}")
+        self.record.agreement = agreement
 
     def run_once(self) -> float:
         try:
             elapsed = self._force()
         except Exception as err:
-            self._close("failed", f"{type(err).__name__}: {err}")
+            self._close("failed", f"{type(err).__name__}: {first_line(err)}")
             raise
         self.samples.append(elapsed)
         return elapsed
 
-    def finish(self) -> dict:
+    def finish(self) -> results.Record:
         """Record the samples taken since the last call (asv calls teardown between its samples too)."""
-        if self.record.get("status") in ("running", "ok"):
-            self.record["samples_s"] += self.samples
+        if self.record.status in ("running", "ok"):
+            self.record.samples_s += self.samples
             self.samples = []
-            self.record["cost"] = run_cost(self.record)
-            self.record["executors"] = cluster.executors(self.session.spark)  # where it ran, lost ones included
+            self.record.executors = self.session.executors()  # where it ran, lost ones included
             self._save("ok")
         return self.record
 
     def _close(self, status: str, reason: str) -> None:
-        self.record["reason"] = reason
+        self.record.reason = redact_text(reason)  # an error may quote the configuration
         self._save(status)
 
     def _save(self, status: str) -> None:
-        self.record["status"] = status
-        records.write_json(self.path, self.record)
-
-
-def run_cost(record: dict) -> dict:
-    """This engine's cost per million rows at the median of its timed runs, priced as its role's instance."""
-    prices = record["pricing"]
-    price = prices[record["role"]]
-    samples = record.get("samples_s") or []
-    median = statistics.median(samples) if samples else None
-    return {"instance": price.get("instance"), "nodes": prices["nodes"], "usd_per_hour": price.get("usd_per_hour"),
-            "median_s": median, "missing": price.get("missing"),
-            "cost_per_mrows_usd": cost.per_million_rows(prices["nodes"], price.get("usd_per_hour"), median, record.get("rows"))}
+        self.record.status = status
+        if status != "running":
+            self.record.finished = records.now()
+        self.record.save(self.run_dir)
 
 
 _prepared: dict[tuple, Trial] = {}
@@ -179,46 +265,51 @@ _prepared: dict[tuple, Trial] = {}
 
 def prepared(run_dir, engine: str, workload: str, scale: str, settings: RunSettings, variant: str = "") -> Trial:
     """This process's trial for the benchmark, started once: asv_runner calls setup() again before every
-    sample (timeit's setup), and the session, data and warm-up must not be redone each time."""
+    sample (timeit's setup), and the session, inputs and warm-up must not be redone each time."""
     key = (str(run_dir), engine, workload, scale, variant)
     if key not in _prepared:
         _prepared[key] = Trial(run_dir, engine, workload, scale, settings, variant)
     return _prepared[key]
 
 
-def measured(run_dir, engine: str, workload: str, scale: str, settings: RunSettings, variant: str = "") -> dict:
+def measured(run_dir, engine: str, workload: str, scale: str, settings: RunSettings, variant: str = "") -> results.Record:
     """The record with its instrumented run's metrics: read when this run already has them (the timing
     benchmark ran first), else made by preparing the trial here. Never a third run of the workload."""
-    record = records.read_json(records.record_path(run_dir, engine, workload, scale, variant)) or {}
-    if record.get("status") == "skipped":
-        raise EngineUnavailable(record.get("reason") or "skipped")
-    if "spark_metrics" in record or record.get("status") in ("failed", "mismatch"):
+    path = results.record_path(run_dir, engine, workload, scale, variant)
+    raw = records.read_json(path)
+    record = results.Record.from_json(raw, path.name) if raw else None
+    if record and record.status in ("skipped", "undefined"):
+        raise EngineUnavailable(record.reason or record.status)
+    if record and (record.instrumented_s is not None or record.status in ("failed", "mismatch")):
         return record
     return prepared(run_dir, engine, workload, scale, settings, variant).record
 
 
-def metric_values(record: dict) -> dict[str, float | None]:
-    """The figures asv tracks beside the times, None where one does not apply or was not measured."""
-    samples = record.get("samples_s") or []
-    gpu_found = record.get("gpu_metrics") or {}
-    fallback = coverage.executed_fallback(record.get("planned_operators"))
-    return {
-        "rows_per_second": record["rows"] / statistics.median(samples) if samples and record.get("rows") else None,
-        "cost_per_mrows_usd": (record.get("cost") or {}).get("cost_per_mrows_usd"),
-        "gpu_util_mean_pct": gpu_found.get("util_mean_pct"),
-        "gpu_util_p95_pct": gpu_found.get("util_p95_pct"),
-        "gpu_memory_peak_bytes": gpu_found.get("memory_peak_bytes"),
-        "energy_per_mrows_j": gpu_found.get("energy_per_mrows_j"),
-        "fallback_pct": None if fallback is None else 100 * fallback,
-    }
-
-
-def fixed_cost_probe(workload: str, scale: str) -> None:
-    """Everything a benchmark process does before its first timed run, in a throwaway run directory."""
-    settings = RunSettings.from_env()
-    with tempfile.TemporaryDirectory() as run_dir:
-        Trial(run_dir, "cpu", workload, scale, settings)
-
-
-if __name__ == "__main__":  # `python -m harness.trial WORKLOAD SCALE`: the fixed-cost benchmark's child
-    fixed_cost_probe(sys.argv[1], sys.argv[2])
+def fixed_cost(settings: RunSettings, engine: str, workload: str, scale: str) -> float:
+    """Seconds from a benchmark process's start (a fork, as asv's forkserver starts them) to ready for its
+    first timed run: session and inputs, the warm-up and every other once-per-benchmark step excluded."""
+    read, write = os.pipe()
+    began = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # the child: what a benchmark process does before its warm-up
+        os.close(read)
+        status = 0
+        try:
+            w, e = workloads.get(workload), Engine.of(engine, settings)
+            session_ = e.backend_module.open(e, e.backend_module.preflight(e), settings, services.addresses().get(engine))
+            session_.prepare(w, session_.inputs(w, table_paths(w, scale, settings)))
+            os.write(write, b"ready")
+        except BaseException as err:  # report, never return into the parent's code from the child
+            os.write(write, f"error {type(err).__name__}: {first_line(err)}".encode())
+            status = 1
+        finally:
+            sys.stdout.flush()
+            os._exit(status)
+    os.close(write)
+    answer = os.read(read, 4096).decode()
+    elapsed = time.perf_counter() - began
+    os.close(read)
+    os.waitpid(pid, 0)
+    if answer != "ready":
+        raise HarnessError(f"the fixed-cost probe's process failed: {answer}")
+    return elapsed

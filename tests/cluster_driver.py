@@ -1,9 +1,9 @@
 """The driver process of the cluster tests: trials against the master named in the PREPBENCH_* settings.
 
 Spark allows one session per process, and the test process holds a local one, so a cluster's driver runs
-here. ``python cluster_driver.py RUN_DIR SCALE WORKLOAD... [--kill-worker PGID]`` runs one trial with one
-timed run per workload, as an asv benchmark process does. With ``--kill-worker``, the first checksum is
-computed while that worker is killed (SIGKILL to its process group: the worker, its executor and their
+here, in a classic session (a Spark Connect server would be the driver otherwise). ``python cluster_driver.py
+RUN_DIR SCALE WORKLOAD... [--kill-worker PGID]`` runs one trial with one timed run per workload, as an asv
+benchmark process does. With ``--kill-worker``, the first fingerprint is computed while that worker is killed (SIGKILL to its process group: the worker, its executor and their
 Python workers, as if its machine died) at a moment when both executors run a task of the checksum's job.
 The last line of output is JSON: the trials' statuses, when the kill landed, and where executors imported
 the harness from.
@@ -16,21 +16,22 @@ import signal
 import threading
 import time
 
-from harness import config, session, workloads
+from harness import config, fingerprint
 from harness.trial import Trial
 
 
 def kill_when_both_executors_work(spark, pgid: int, landed: dict) -> None:
     """From a watcher thread, kill the worker at a moment when every executor runs a task: the worker's
     executor then certainly loses work in flight, besides any shuffle output it holds."""
-    tracker = spark.sparkContext.statusTracker()
+    tracker = spark.sparkContext._jsc.sc().statusTracker()  # the JVM's: PySpark's lacks executor infos
 
     def watch():
         while True:
-            busy = [e for e in tracker.getExecutorInfos() if e.numRunningTasks > 0]
+            busy = [e for e in tracker.getExecutorInfos() if e.numRunningTasks() > 0]
             if len(busy) >= 2:
                 os.killpg(pgid, signal.SIGKILL)
-                landed.update(busy_executors=[f"{e.host}:{e.port}" for e in busy], stages=tracker.getActiveStageIds())
+                landed.update(busy_executors=[f"{e.host()}:{e.port()}" for e in busy],
+                              stages=list(tracker.getActiveStageIds()))
                 return
             time.sleep(0.01)
 
@@ -60,23 +61,24 @@ def main() -> None:
     settings = config.RunSettings.from_env()
     landed: dict = {}
     if args.kill_worker:
-        real_checksum = workloads.checksum
+        real_fingerprint = fingerprint.spark_fingerprint
 
-        def checksum_while_a_worker_dies(df):
-            workloads.checksum = real_checksum  # the first checksum only
+        def fingerprint_while_a_worker_dies(df):
+            fingerprint.spark_fingerprint = real_fingerprint  # the first fingerprint only
             kill_when_both_executors_work(df.sparkSession, args.kill_worker, landed)
-            return real_checksum(df)
+            return real_fingerprint(df)
 
-        workloads.checksum = checksum_while_a_worker_dies
-    statuses = {}
+        fingerprint.spark_fingerprint = fingerprint_while_a_worker_dies
+    statuses, spark = {}, None
     for name in args.workloads:
         try:
             trial = Trial(args.run_dir, "cpu", name, args.scale, settings)
+            spark = trial.session.spark
             trial.run_once()
-            statuses[name] = trial.finish()["status"]
+            statuses[name] = trial.finish().status
         except Exception as err:  # the record says failed, with the reason
             statuses[name] = f"raised {type(err).__name__}"
-    imported_from = harness_on_executors(session._current.spark) if session._current and not args.kill_worker else []
+    imported_from = harness_on_executors(spark) if spark is not None and not args.kill_worker else []
     print(json.dumps({"statuses": statuses, "kill": landed, "harness_on_executors": imported_from}))
 
 

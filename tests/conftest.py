@@ -1,19 +1,29 @@
-"""Shared fixtures: one CPU Spark session per test process (Spark allows one engine per JVM), tiny data."""
+"""Shared fixtures: the run's services as `bench` starts them (one Spark Connect server per Spark engine, a Dask
+cluster), a Spark Connect session to the CPU engine's server, tiny data.
+
+The test process is a Spark Connect client only: classic sessions (a JVM of their own: plan coverage, the
+classic mode's checks, the cluster's driver) run in child processes, as one benchmark process per engine does.
+"""
+
+import json
+import os
 
 import pytest
 
-from harness import data, session
+from harness import bench, data, services, session
 from harness.config import RunSettings, scale_rows
 
 TINY = "1e4"
+SERVED = ("cpu", "comet", "dask")  # the engines with a service that the tests use
 
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory):
     root = tmp_path_factory.mktemp("prepbench")
     return RunSettings(
+        engines=("cpu", "comet", "pandas", "dask"),
         scales=(TINY,),
-        overrides=("spark.sql.shuffle.partitions=4", "spark.hadoop.fs.s3a.secret.key=hunter2"),
+        overrides=("spark.sql.shuffle.partitions=4", "spark.driver.memory=2g", "spark.hadoop.fs.s3a.secret.key=hunter2"),
         data_dir=root / "data",
         results_dir=root / "results",
     )
@@ -26,10 +36,35 @@ def tiny_tables(settings):
 
 
 @pytest.fixture(scope="session")
-def cpu_session(settings):
-    return session.start("cpu", settings)
+def served(settings, tmp_path_factory):
+    """The services of the engines in SERVED, started once, their addresses handed to trials as bench does."""
+    chosen = RunSettings(**{**settings.__dict__, "engines": SERVED})
+    with bench.started_services(chosen, tmp_path_factory.mktemp("service-logs"), progress=lambda m: None) as addresses:
+        os.environ[services.SERVICES_ENV] = json.dumps(addresses)
+        yield addresses
+        os.environ.pop(services.SERVICES_ENV, None)
+        from distributed import Client
+
+        from harness.backends import spark as spark_backend
+
+        spark_backend.close_all()
+
+        for client in list(Client._instances):  # before the cluster stops: a client would try to reconnect
+            client.close()
 
 
 @pytest.fixture(scope="session")
-def spark(cpu_session):
-    return cpu_session.spark
+def spark(served):
+    """A Spark Connect session to the CPU engine's server, closed before the server stops."""
+    spark = session.remote(served["cpu"]["url"], local_server=True)
+    yield spark
+    spark.stop()
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that start Spark, a browser, a cluster or build a bundle are slow: `pytest -m "not slow"` skips them."""
+    heavy = {"served", "spark", "cpu_trial", "tiny_tables"}
+    for item in items:
+        if heavy & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("plugin_jar") \
+                or item.get_closest_marker("browser") or item.get_closest_marker("cluster"):
+            item.add_marker(pytest.mark.slow)

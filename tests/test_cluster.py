@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import HarnessError, cli, cluster, data, plugin, records, session, workloads
+from harness import HarnessError, cli, cluster, data, fingerprint, jars, records, results, session, workloads
 from harness.config import RunSettings, merge, scale_rows
 from harness.standalone import StandaloneCluster
 
@@ -29,6 +29,9 @@ KILLED_MID_RUN, KILL_SCALE = "join_big_shuffle_int", "1e6"
 DRIVER = Path(__file__).with_name("cluster_driver.py")
 # The tests check results, not speed: the quick compiler alone spares these short-lived JVMs most JIT work.
 QUICK_JVMS = tuple(f"spark.{side}.extraJavaOptions=-XX:TieredStopAtLevel=1" for side in ("driver", "executor"))
+
+
+pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +61,24 @@ def drive(settings: RunSettings, scale: str, names, *extra: str) -> tuple[Path, 
     """Run the workloads in a driver process of their own; returns its run directory and its report."""
     run_dir = records.new_run(settings)
     done = subprocess.run([sys.executable, str(DRIVER), str(run_dir), scale, *names, *extra],
-                          env={**os.environ, **settings.to_env()}, capture_output=True, text=True, timeout=300)
+                          env={**os.environ, **settings.to_env(), "PREPBENCH_SESSION": "classic", "PREPBENCH_SERVICES": ""},
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-4000:]
     return run_dir, json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def local_checksum(spark, data_dir, name, scale) -> dict:
-    """The same workload's output in this process's local-mode session, from the same files."""
+def local_fingerprint(spark, data_dir, name, scale) -> dict:
+    """The same workload's output in local mode (the CPU engine's Spark Connect server), from the same files."""
     workload = workloads.get(name)
     tables = {t: spark.read.parquet(data.table_path(t, scale_rows(scale), RunSettings.seed, data_dir))
               for t in workload.tables}
     with workloads.sql_settings(spark, workload):
-        return workloads.checksum(workload.build(tables))
+        return fingerprint.spark_fingerprint(workload.build(tables))
+
+
+def read(run_dir, name, scale):
+    path = results.record_path(run_dir, "cpu", name, scale)
+    return results.Record.from_json(json.loads(path.read_text()), path.name)
 
 
 def test_workloads_across_two_workers_equal_local_mode(standalone, data_uri, spark, tmp_path):
@@ -77,12 +86,12 @@ def test_workloads_across_two_workers_equal_local_mode(standalone, data_uri, spa
     run_dir, report = drive(cluster_settings(standalone.url, data_uri, tmp_path), TINY, ACROSS_WORKERS)
     assert report["statuses"] == {name: "ok" for name in ACROSS_WORKERS}
     for name in ACROSS_WORKERS:
-        record = json.loads(records.record_path(run_dir, "cpu", name, TINY).read_text())
-        assert record["config"]["spark.master"] == {"value": standalone.url, "source": "command line",
-                                                    "replaced": ["conf/base.conf:7", "conf/hosts/standalone.conf:5"]}
-        expected = local_checksum(spark, data_uri, name, TINY)
-        assert workloads.compare(expected, record["checksum"], workloads.get(name).float_rel_tol) == [], name
-    executors = [e for e in record["executors"] if e["id"] != "driver"]  # the driver process's, over its trials
+        record = read(run_dir, name, TINY)
+        assert record.config["spark.master"] == {"value": standalone.url, "source": "command line",
+                                                 "replaced": ["conf/base.conf:7", "conf/hosts/standalone.conf:5"]}
+        expected = local_fingerprint(spark, data_uri, name, TINY)
+        assert fingerprint.compare(expected, record.fingerprint, workloads.get(name).tolerance) == [], name
+    executors = [e for e in record.executors if e["id"] != "driver"]  # the driver process's, over its trials
     assert len(executors) == 2 and all(e["active"] for e in executors)
     for executor in executors:  # both did work, and each wrote and read shuffle blocks: shuffles crossed processes
         assert executor["tasks"] > 0 and executor["shuffle_write_bytes"] > 0 and executor["shuffle_read_bytes"] > 0
@@ -98,15 +107,15 @@ def test_a_worker_killed_mid_run_is_recovered_or_recorded_as_failed(data_uri, sp
                                 "--kill-worker", str(worker))
     assert running.leftovers() == []
     assert report["kill"]["busy_executors"], "the worker was not killed while both executors worked"
-    record = json.loads(records.record_path(run_dir, "cpu", KILLED_MID_RUN, KILL_SCALE).read_text())
-    assert record["status"] in ("ok", "failed")
-    if record["status"] == "failed":
-        assert record["reason"]
+    record = read(run_dir, KILLED_MID_RUN, KILL_SCALE)
+    assert record.status in ("ok", "failed")
+    if record.status == "failed":
+        assert record.reason
     else:  # Spark re-ran the lost tasks on the other worker: the output must be whole
-        lost = [e for e in record["executors"] if not e["active"]]
+        lost = [e for e in record.executors if not e["active"]]
         assert len(lost) == 1 and lost[0]["id"] != "driver"
-        expected = local_checksum(spark, data_uri, KILLED_MID_RUN, KILL_SCALE)
-        assert workloads.compare(expected, record["checksum"], 1e-9) == []
+        expected = local_fingerprint(spark, data_uri, KILLED_MID_RUN, KILL_SCALE)
+        assert fingerprint.compare(expected, record.fingerprint, fingerprint.Tolerance()) == []
 
 
 def test_the_cluster_stops_even_when_the_test_fails(tmp_path):
@@ -213,8 +222,8 @@ def test_local_mode_gets_no_cluster_additions(settings):
 
 
 def test_a_plugin_jar_installed_on_every_node_is_not_shipped(settings, listening, monkeypatch):
-    monkeypatch.delenv(plugin.JAR_ENV, raising=False)
-    jar = plugin.find_jar()
+    monkeypatch.delenv("RAPIDS_PLUGIN_JAR", raising=False)
+    jar = jars.find("rapids")
     stand_in = {"index": 0, "name": "stand-in H100", "driver": "570", "cuda_driver_version": 12080,
                 "compute_capability": "90"}
     monkeypatch.setattr(session.gpu, "probe", lambda: ([stand_in], None))

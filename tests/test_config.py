@@ -38,12 +38,23 @@ def test_engine_files_differ_only_in_their_own_lines(conf_dir):
 
 
 def test_shipped_configuration_merges_for_every_engine():
-    assert config.engines() == ["cpu", "gpu", "gpu-rapids-shuffle"]
+    assert config.engines() == ["comet", "cpu", "cudf", "dask", "dask-cudf", "gpu", "gpu-rapids-shuffle", "pandas"]
     for engine in config.engines():
         merged = merge(engine)
         assert merged["spark.master"].value == "local[*]"
+        assert config.warnings(merged) == [], engine
     assert merge("gpu")["spark.plugins"].value == "com.nvidia.spark.SQLPlugin"
+    assert merge("comet")["spark.plugins"].value == "org.apache.spark.CometPlugin"
     assert "spark.plugins" not in merge("cpu")
+    facts = {e: config.engine_facts(e) for e in config.engines()}
+    assert {e: f[0] for e, f in facts.items()} == {"comet": "cpu-native", "cpu": "cpu", "cudf": "gpu", "dask": "cpu",
+                                                    "dask-cudf": "gpu", "gpu": "gpu", "gpu-rapids-shuffle": "gpu",
+                                                    "pandas": "cpu"}
+    assert facts["dask-cudf"][1] == "dask" and facts["gpu-rapids-shuffle"][2] is True  # layered; opt-in
+
+
+def test_the_default_engines_put_cpu_spark_first_and_leave_opt_in_ones_out():
+    assert config.default_engines() == ["cpu", "dask", "pandas", "comet", "gpu", "cudf", "dask-cudf"]
 
 
 def test_unknown_rapids_key_suggests_the_nearest(conf_dir):
@@ -137,8 +148,9 @@ def test_recorded_configuration_is_redacted_and_keeps_sources():
 
 
 def test_run_settings_travel_through_the_environment(tmp_path):
-    settings = RunSettings(host="local", scales=("1e4", "2e5"), overrides=("a.b=c d",), seed=7,
-                           workloads=("join_*", "ml_pipeline"), data_dir=tmp_path / "d", results_dir=tmp_path / "r")
+    settings = RunSettings(host="local", engines=("cpu", "comet"), scales=("1e4", "2e5", "as-is"), overrides=("a.b=c d",),
+                           seed=7, workloads=("join_*", "ml_pipeline"), session="classic", remote="sc://h:1",
+                           data_dir=tmp_path / "d", results_dir=tmp_path / "r")
     assert RunSettings.from_env(settings.to_env()) == settings
     assert RunSettings.from_env({}) == RunSettings()
 
@@ -148,7 +160,7 @@ def test_scales(scale, rows):
     assert config.scale_rows(scale) == rows
 
 
-@pytest.mark.parametrize("scale", ["tiny", "1e2", "0", "-5", "1.5e6", "1e10"])
+@pytest.mark.parametrize("scale", ["tiny", "1e2", "0", "-5", "1.5e6", "1e10", "1e400"])
 def test_bad_scales_are_rejected(scale):
     with pytest.raises(ConfigError, match="scale"):
         RunSettings(scales=(scale,))
@@ -199,5 +211,94 @@ def test_the_suites_own_keys_are_checked_like_spark_keys():
 
 
 def test_the_suites_own_keys_never_reach_spark(spark):
+    from harness import connect
+
+    conf = merge("cpu")
+    properties = connect.properties(conf, 1, 2)
+    assert "prepbench.cost.nodes" in conf and not any(k.startswith("prepbench.") for k in properties)
     assert spark.conf.get("prepbench.cost.nodes", None) is None
-    assert spark.sparkContext.getConf().get("prepbench.verdict.max_fallback_fraction", None) is None
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"PREPBENCH_SEED": "abc"}, "PREPBENCH_SEED='abc': the data seed must be a whole number of 0 or more"),
+    ({"PREPBENCH_CONF": "spark.x=1"}, "PREPBENCH_CONF must be a JSON list of \"key=value\" strings"),
+    ({"PREPBENCH_CONF": '{"a": 1}'}, "PREPBENCH_CONF must be a JSON list of \"key=value\" strings, got dict"),
+    ({"PREPBENCH_SCALES": "1e400"}, "scale '1e400' is out of range: use 1e3 to 1e9 rows"),
+    ({"PREPBENCH_ENGINES": "cpu,tpu"}, r"unknown engine\(s\) \['tpu'\]"),
+    ({"PREPBENCH_SESSION": "fast"}, "session mode 'fast' must be one of connect, classic"),
+    ({"PREPBENCH_REMOTE": "http://x"}, "must be a Spark Connect URL such as sc://host:15002"),
+])
+def test_bad_settings_in_the_environment_get_one_line(environ, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        RunSettings.from_env(environ)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("spark.rapids.sql.concurrentGpuTasks=-1", "spark.rapids.sql.concurrentGpuTasks must be at least 1, got '-1'"),
+    ("spark.sql.shuffle.partitions=-5", "spark.sql.shuffle.partitions must be at least 1, got '-5'"),
+    ("prepbench.verdict.max_fallback_fraction=7", "prepbench.verdict.max_fallback_fraction must be from 0 to 1, got '7'"),
+    ("prepbench.cost.nodes=0", "prepbench.cost.nodes must be at least 1, got '0'"),
+    ("spark.executor.cores=0", "spark.executor.cores must be at least 1, got '0'"),
+    ("spark.network.timeout=soon", "spark.network.timeout must be a duration such as 500ms"),
+])
+def test_values_out_of_range_are_refused_before_any_jvm(override, message):
+    with pytest.raises(ConfigError, match=message):
+        merge("cpu", "local", (override,))
+
+
+def test_executor_cores_of_zero_with_a_gpu_is_a_message_not_a_division_by_zero():
+    with pytest.raises(ConfigError, match="command line: spark.executor.cores must be at least 1"):
+        merge("gpu", "gpu-standalone", ("spark.executor.cores=0", "spark.executor.resource.gpu.amount=1"))
+
+
+def test_a_misspelled_spark_key_is_warned_about_with_the_nearest_key():
+    conf = merge("cpu", "local", ("spark.sql.shufle.partitions=8", "spark.executor.memry=4g", "spark.comet.exec.enabld=true"))
+    found = config.warnings(conf)
+    assert "command line: Spark SQL declares no key 'spark.sql.shufle.partitions', so it would do nothing: did you " \
+           "mean 'spark.sql.shuffle.partitions'?" in found
+    assert any("'spark.executor.memry'" in w and "did you mean 'spark.executor.memory'" in w for w in found)
+    assert any("Comet declares no key 'spark.comet.exec.enabld'" in w for w in found)
+    assert config.warnings(merge("cpu", "local", ("spark.executor.resource.gpu.amount=1",))) == []
+
+
+def test_a_conf_file_with_a_byte_that_is_not_utf8_names_the_file_and_line(conf_dir):
+    (conf_dir / "hosts" / "small.conf").write_bytes(b"spark.driver.memory 2g\nspark.app.name caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"small\.conf:2: byte 0xe9 at column 19 is not UTF-8: save the file as UTF-8"):
+        merge("cpu", "small", conf_dir=conf_dir)
+
+
+def test_a_byte_order_mark_is_refused(conf_dir):
+    (conf_dir / "hosts" / "small.conf").write_bytes(b"\xef\xbb\xbfspark.driver.memory 2g\n")
+    with pytest.raises(ConfigError, match=r"small\.conf:1: the file starts with a UTF-8 byte-order mark"):
+        merge("cpu", "small", conf_dir=conf_dir)
+
+
+def test_a_comment_after_a_value_is_refused_because_spark_submit_would_keep_it(conf_dir):
+    (conf_dir / "hosts" / "small.conf").write_text("spark.eventLog.dir /tmp/logs # where logs go\n")
+    with pytest.raises(ConfigError, match=r"small\.conf:1: 'spark.eventLog.dir' has '#' after its value"):
+        merge("cpu", "small", conf_dir=conf_dir)
+    (conf_dir / "hosts" / "small.conf").write_text("spark.archives env.tar.gz#environment\n")
+    assert merge("cpu", "small", conf_dir=conf_dir)["spark.archives"].value == "env.tar.gz#environment"
+
+
+@pytest.mark.parametrize("key, value, hidden", [
+    ("spark.hadoop.fs.azure.account.key.acct.blob.core.windows.net", "AZUREKEY==", "AZUREKEY=="),
+    ("spark.executor.extraJavaOptions", "-Xmx1g -Daws.secretKey=sk-123 -Dx=y", "sk-123"),
+    ("spark.driver.extraJavaOptions", "-Dfs.azure.sas.token=sv=2020&sig=abc", "sig=abc"),
+])
+def test_secrets_inside_values_are_redacted(key, value, hidden):
+    shown = redact(key, value)
+    assert hidden not in shown and config.REDACTED in shown
+    if "extraJavaOptions" in key:
+        assert "-Xmx1g" in shown or "-Dfs.azure" in shown
+
+
+def test_recorded_settings_never_hold_the_raw_overrides():
+    settings = RunSettings(overrides=("spark.hadoop.fs.s3a.secret.key=hunter2", "spark.x=s3a://a:pw@b/c"))
+    described = json.dumps(settings.described())
+    assert "hunter2" not in described and "pw@" not in described
+    assert "spark.hadoop.fs.s3a.secret.key" in described

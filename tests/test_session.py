@@ -1,23 +1,25 @@
-"""Sessions: one engine per process, settings from configuration, and the GPU engine refused before any JVM."""
+"""Spark sessions: what the server and classic sessions are given, Python workers on this interpreter, and the
+engines that cannot run refused before any JVM."""
 
 import dataclasses
-import os
 import socket
+import subprocess
 import sys
 
 import pytest
 
-from harness import EngineUnavailable, HarnessError, plugin, session
+from harness import REPO_ROOT, EngineUnavailable, HarnessError, connect, jars, session
+from harness.config import SECRET_NAMES, merge
 
 
-def test_the_cpu_session_follows_the_merged_configuration(cpu_session, spark):
-    conf = spark.sparkContext.getConf()
-    assert conf.get("spark.master") == "local[*]"
-    assert conf.get("spark.sql.shuffle.partitions") == "4"  # command-line layer over the host's 16
-    assert conf.get("spark.driver.memory") == "8g"  # host layer
-    assert "log4j2.properties" in conf.get("spark.driver.extraJavaOptions")
-    assert os.environ["PYSPARK_PYTHON"] == sys.executable
-    assert cpu_session.start_seconds > 0
+def test_the_server_gets_the_merged_configuration_on_loopback(settings):
+    applied = session.preflight("cpu", settings.spark_conf("cpu"))
+    properties = connect.properties(applied, 1234, 5678)
+    assert properties["spark.master"] == "local[*]" and properties["spark.sql.shuffle.partitions"] == "4"
+    assert properties["spark.driver.memory"] == "2g"  # the command line over the host's 8g
+    assert properties["spark.connect.grpc.binding.address"] == "127.0.0.1" and properties["spark.ui.port"] == "5678"
+    assert "log4j2.properties" in properties["spark.driver.extraJavaOptions"]
+    assert properties["spark.redaction.regex"] == SECRET_NAMES  # Spark's own UI and logs redact what we do
 
 
 def test_python_workers_use_this_interpreter(spark):
@@ -32,39 +34,37 @@ def test_python_workers_use_this_interpreter(spark):
     assert spark.range(2).select(interpreter("id")).first()[0] == sys.executable
 
 
-def test_a_second_engine_in_the_same_process_is_refused(cpu_session, settings):
-    assert session.start("cpu", settings) is cpu_session
-    with pytest.raises(HarnessError, match="already runs the 'cpu' engine; start one process per engine"):
-        session.start("gpu", settings)
+def test_a_second_engine_in_a_classic_process_is_refused():
+    done = subprocess.run([sys.executable, "-c", (
+        "from harness import session, config\n"
+        "conf = session.preflight('cpu', config.merge('cpu', 'local', ('spark.driver.memory=1g',)))\n"
+        "first = session.classic('cpu', conf, monitored=False)\n"
+        "assert session.classic('cpu', conf) is first\n"
+        "try:\n    session.classic('comet', conf)\nexcept Exception as err:\n    print(err)\n")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert "already runs the 'cpu' engine; start one process per engine" in done.stdout, done.stderr[-2000:]
 
 
 def test_gpu_engine_without_the_jar_fails_before_the_jvm(monkeypatch, tmp_path, settings):
-    monkeypatch.setenv("RAPIDS_PLUGIN_JAR", str(tmp_path / "missing.jar"))
+    monkeypatch.delenv("RAPIDS_PLUGIN_JAR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(EngineUnavailable) as err:
         session.preflight("gpu", settings.spark_conf("gpu"))
-    message = str(err.value)
-    assert "RAPIDS_PLUGIN_JAR=" in message and "missing.jar (no such file)" in message
-    assert "python -m harness fetch-plugin" in message
+    assert "rapids-4-spark_2.13-26.08.1.jar (not downloaded)" in str(err.value)
+    assert "python -m harness fetch-jars" in str(err.value)
 
 
+@pytest.mark.plugin_jar
 def test_gpu_engine_without_a_gpu_says_so(monkeypatch, settings):
-    monkeypatch.setenv("RAPIDS_PLUGIN_JAR", str(plugin.find_jar()))
+    monkeypatch.setenv("RAPIDS_PLUGIN_JAR", str(jars.find("rapids")))
     monkeypatch.setattr(session.gpu, "probe", lambda: ([], "NVML could not start (no driver)"))
     with pytest.raises(EngineUnavailable, match=r"needs an NVIDIA GPU: NVML could not start \(no driver\)"):
         session.preflight("gpu", settings.spark_conf("gpu"))
 
 
-def test_a_corrupt_jar_is_named_before_the_jvm(monkeypatch, tmp_path, settings):
-    jar = tmp_path / "rapids-4-spark_2.13-26.08.1.jar"
-    jar.write_bytes(b"half a download")
-    monkeypatch.setenv("RAPIDS_PLUGIN_JAR", str(jar))
-    with pytest.raises(EngineUnavailable, match=r"is not a usable RAPIDS Accelerator jar .* fetch-plugin"):
-        session.preflight("gpu", settings.spark_conf("gpu"))
-
-
+@pytest.mark.plugin_jar
 def test_gpu_engine_with_jar_and_gpu_gets_the_jar_on_its_classpath(monkeypatch, settings):
-    jar = plugin.find_jar()
+    jar = jars.find("rapids")
     monkeypatch.setenv("RAPIDS_PLUGIN_JAR", str(jar))
     stand_in = {"index": 0, "name": "stand-in H100", "driver": "570", "cuda_driver_version": 12080,
                 "compute_capability": "90"}
@@ -85,3 +85,4 @@ def test_missing_java_is_explained(monkeypatch, tmp_path):
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
     with pytest.raises(HarnessError, match="Java 17 is needed"):
         session.java_binary()
+    assert merge("cpu")  # the configuration itself needs no Java

@@ -1,0 +1,245 @@
+"""``python -m harness bench``: one run, from its checks to its summary and site.
+
+1. Check everything that can be checked before asv starts: every engine's configuration (misspelled Spark
+   keys are warned about), the workload selection, that the data directory can be written.
+2. Create the run directory and generate the datasets the run needs (progress on the console).
+3. Start each engine's service once (a Spark Connect server per Spark engine, a Dask cluster per Dask
+   engine), in parallel; an engine that cannot run here starts nothing and its benchmarks record why.
+4. Run asv, whose benchmark processes are clients of those services.
+5. Stop every service, whatever happened, mark the run complete or interrupted, and write the comparison,
+   the summary and the site. Ctrl-C or SIGTERM stops the run cleanly: no process is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from . import REPO_ROOT, EngineUnavailable, HarnessError, dashboard, data, records, report, results, services, workloads
+from . import smoke as smoke_check
+from .presets import Preset
+from .backends import Engine
+from .config import AS_IS, RunSettings, scale_rows, warnings
+from .trial import RUN_DIR_ENV
+
+# With --workloads, asv runs only the workload benchmarks (and their plan coverage) unless told otherwise.
+WORKLOAD_BENCHMARKS = r"^(workloads|coverage)\."
+SMOKE_BENCHMARKS = r"^(workloads\.Workloads\.|coverage\.|startup\.)"  # a dry run saves no tracks
+SMOKE_WORKLOAD_BENCHMARKS = r"^(workloads\.Workloads\.|coverage\.)"
+TIMED_WORKLOADS = r"^workloads\.Workloads\."  # a preset's later passes: plan coverage was explained in the first
+
+
+class Interrupted(Exception):
+    """SIGTERM, treated like Ctrl-C: stop the run cleanly."""
+
+
+def check(settings: RunSettings) -> list[str]:
+    """What would fail later, checked now: engines' configurations, the selection, the data directory."""
+    found = []
+    for engine in settings.engines:
+        found += warnings(Engine.of(engine, settings).conf)
+    workloads.selected(settings.workloads)
+    if settings.remote and len(settings.engines) != 1:
+        raise HarnessError("--remote benchmarks one endpoint: name the engine whose configuration it runs with "
+                           "--engines, e.g. --engines gpu --remote sc://host:15002")
+    data.check_writable(settings.data_dir)
+    return list(dict.fromkeys(found))
+
+
+def prepare_data(settings: RunSettings, progress=print) -> None:
+    chosen = [workloads.get(name) for name in workloads.selected(settings.workloads)]
+    for scale in settings.scales:
+        if scale == AS_IS:
+            continue
+        tables = sorted({data.derived_tables()[t].source if t in data.derived_tables() else t
+                         for w in chosen for t in w.tables if t not in data.user_datasets()})
+        for table in tables:
+            data.ensure(table, scale_rows(scale), settings.seed, settings.data_dir, progress)
+
+
+@contextlib.contextmanager
+def started_services(settings: RunSettings, log_dir: Path, progress=print):
+    """Each engine's service, started together and stopped together; yields engine -> address."""
+    chosen = {}
+    if not settings.remote and settings.session == "connect":
+        for name in settings.engines:
+            engine = Engine.of(name, settings)
+            try:
+                conf = engine.backend_module.preflight(engine)
+            except EngineUnavailable as err:
+                progress(f"engine {name} cannot run here, nothing to start: {str(err).splitlines()[0]}")
+                continue
+            service = engine.backend_module.service(engine, conf, log_dir)
+            if service is not None:
+                chosen[name] = service
+    started = []
+    try:
+        for name, service in chosen.items():  # from this thread: a service dies with the thread that started it
+            progress(f"starting the {service.name} (log: {service.log})")
+            started.append(service.start())
+        addresses, problems = {}, []
+        with ThreadPoolExecutor(max_workers=max(1, len(chosen))) as pool:
+            waits = {name: pool.submit(service.wait) for name, service in chosen.items()}
+            for name, waiting in waits.items():
+                try:
+                    addresses[name] = waiting.result()
+                    progress(f"{name}: ready at {addresses[name].get('url') or addresses[name].get('scheduler')}")
+                except HarnessError as err:
+                    problems.append(f"the {name} engine's service did not start: {err}")
+        if problems:
+            raise HarnessError("\n".join(problems))
+        yield addresses
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+def run(settings: RunSettings, smoke: bool, bench_regex: str | None, asv_args: list[str], with_suite: bool,
+        preset: Preset | None = None, archive: bool = False, progress=print) -> int:
+    if preset:
+        settings = replace(settings, workloads=preset.workloads, scales=preset.scales)
+    found_warnings = check(settings)
+    for warning in found_warnings:
+        progress(f"warning: {warning}")
+    run_dir = records.new_run(settings, warnings=found_warnings)
+    if preset:
+        records.update_run(run_dir, preset={"name": preset.name, "repeat": preset.repeat, "smoke": preset.smoke,
+                                            "passes": [asdict(p) for p in preset.passes]})
+    progress(f"prepbench: run directory {run_dir}" + (f" (preset {preset.name}: {preset.description})" if preset else ""))
+    passes = _passes(settings, smoke, bench_regex, with_suite, preset)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    asv_status, state = 1, "interrupted"
+    try:
+        try:
+            for chosen, _ in passes:
+                prepare_data(chosen, progress)
+        except (HarnessError, OSError) as err:
+            records.add_problem(run_dir, f"the datasets could not be prepared: {err}")
+            raise
+        with started_services(settings, run_dir / "logs", progress) as addresses:
+            try:
+                if preset and preset.smoke:
+                    smoke_check.check(settings, addresses, progress)
+            except HarnessError as err:  # a broken accelerator stops the run before asv: seconds, not the run
+                records.add_problem(run_dir, str(err))
+                state = "complete"
+            else:
+                asv_status = 0
+                for number, (chosen, regex) in enumerate(passes, start=1):
+                    if len(passes) > 1:
+                        progress(f"prepbench: pass {number} of {len(passes)}: {', '.join(chosen.workloads)} at "
+                                 f"{', '.join(chosen.scales)}")
+                    env = {**os.environ, **chosen.to_env(), RUN_DIR_ENV: str(run_dir),
+                           services.SERVICES_ENV: json.dumps(addresses)}
+                    command = _asv_command(run_dir, smoke or preset is not None, preset, regex, asv_args, number)
+                    asv_status = _asv(command, env, progress) or asv_status
+                state = "complete"
+    except (KeyboardInterrupt, Interrupted):
+        progress("prepbench: interrupted; the services are stopped and the run is marked interrupted")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        loaded = results.load(run_dir)
+        records.update_run(run_dir, state=state, ended=records.now(),
+                           unfinished=[r.name for r in loaded.unfinished])
+    status = finish(run_dir, asv_status if state == "complete" else 130, progress)
+    if archive:
+        path = records.archive(run_dir)
+        progress(f"run archive written to {path} ({path.stat().st_size / 2**20:.1f} MiB): copy it off the host, "
+                 f"unpack it into results/runs/ there and run `python -m harness site`")
+    return status
+
+
+def _passes(settings: RunSettings, smoke: bool, bench_regex: str | None, with_suite: bool,
+            preset: Preset | None) -> list[tuple[RunSettings, str | None]]:
+    """(settings, asv --bench regex) per asv run: one, or one per pass of a preset (plan coverage once)."""
+    if preset:
+        return [(replace(settings, workloads=p.workloads, scales=p.scales),
+                 bench_regex or (SMOKE_WORKLOAD_BENCHMARKS if i == 0 else TIMED_WORKLOADS))
+                for i, p in enumerate(preset.passes)]
+    regex = bench_regex or (SMOKE_BENCHMARKS if smoke else None)
+    if settings.workloads != ("*",) and not with_suite and not bench_regex:
+        regex = SMOKE_WORKLOAD_BENCHMARKS if smoke else WORKLOAD_BENCHMARKS
+    return [(settings, regex)]
+
+
+def _asv_command(run_dir: Path, scratch: bool, preset: Preset | None, regex: str | None, asv_args: list[str],
+                 number: int) -> list[str]:
+    command = [sys.executable, "-m", "asv", "run", "--python=same"]
+    if scratch:  # a smoke run or a preset: nothing saved to asv's history (a bundle's source has no commit)
+        command += ["--dry-run", "--config", str(_scratch_asv_config(run_dir, number))]
+        command += [f"--attribute=repeat={preset.repeat}"] if preset and preset.repeat else ["--quick"]
+    else:
+        command += ["--set-commit-hash", _commit()]
+    if regex:
+        command += ["--bench", regex]
+    return command + [a for a in asv_args if a != "--"]
+
+
+def _asv(command: list[str], env: dict, progress) -> int:
+    """Run asv; on Ctrl-C or SIGTERM stop it (it stops its benchmark processes) and re-raise."""
+    progress("prepbench: " + " ".join(command))
+    asv = subprocess.Popen(command, cwd=REPO_ROOT, env=env)
+    try:
+        return asv.wait()
+    except (KeyboardInterrupt, Interrupted):
+        asv.send_signal(signal.SIGINT)
+        try:
+            asv.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            asv.kill()
+            asv.wait()
+        raise
+
+
+def finish(run_dir: Path, status: int, progress=print) -> int:
+    """The comparison, the summary and the site of a run, and the problems that make its command fail."""
+    path, runs, _ = results.write_comparison([run_dir], run_dir / results.COMPARISON_FILE)
+    progress(f"prepbench: comparison written to {path}")
+    text = report.summary(run_dir)
+    records.write_text(run_dir / "summary.txt", text)
+    progress("\n" + text + f"\nsummary written to {run_dir / 'summary.txt'}")
+    dashboard.build([run_dir], run_dir / "site", Path(records.asv_config()["results_dir"]), progress=progress)
+    problems = report.problems(run_dir)
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    return status or (1 if problems else 0)
+
+
+def _interrupt(signum, frame):
+    raise Interrupted()
+
+
+def _scratch_asv_config(run_dir: Path, number: int = 1) -> Path:
+    """asv.conf.json with asv's own files sent into the run directory: a smoke run leaves results/asv alone."""
+    conf = records.asv_config(results_dir=str(run_dir / "asv"), html_dir=str(run_dir / "asv-html"))
+    path = run_dir / "asv" / f"asv.conf.{number}.json" if number > 1 else run_dir / "asv" / "asv.conf.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(conf, indent=1))
+    return path
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise HarnessError("asv saves results per commit: run from a git checkout with at least one commit "
+                           "(or use --smoke, which saves nothing to asv's history)")
+    return done.stdout.strip()
+
+
+def _ensure_asv_machine(env) -> None:
+    """asv asks about the machine interactively the first time; answer with its detected defaults."""
+    import platform
+
+    machine_file = Path.home() / ".asv-machine.json"
+    known = records.read_json(machine_file) or {}
+    if platform.node() not in known:
+        subprocess.run([sys.executable, "-m", "asv", "machine", "--yes"], cwd=REPO_ROOT, env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+

@@ -1,0 +1,60 @@
+"""One Spark Connect server per Spark engine and run: the JVM starts once, benchmark processes are clients.
+
+The server (``org.apache.spark.sql.connect.service.SparkConnectServer``, in PySpark's own jars) is started
+with ``spark-submit`` from the installed PySpark and the engine's applied configuration, written to a private
+properties file that is deleted once the server has read it (secrets never stay on disk). It listens on a
+free loopback port, serves the monitoring REST API (its UI) on another, and runs Python UDFs with this
+interpreter (``PYSPARK_PYTHON`` and ``PYTHONPATH`` in its environment: properties do not reach a Connect
+server's Python workers). ``bench`` starts it, waits for it, and stops it and everything it started when
+the run ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from . import REPO_ROOT, services, session
+from .config import SparkConf
+
+SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+START_TIMEOUT_S = 240  # a JVM start on a loaded 2-core machine has taken over a minute
+
+
+def properties(conf: SparkConf, grpc_port: int, ui_port: int) -> dict[str, str]:
+    """The server's Spark properties: the engine's, plus loopback-only ports and the UI for metrics."""
+    found = session.spark_properties(conf)
+    found.update({"spark.connect.grpc.binding.address": services.LOOPBACK,
+                  "spark.connect.grpc.binding.port": str(grpc_port), "spark.ui.enabled": "true",
+                  "spark.ui.port": str(ui_port), "spark.driver.host": services.LOOPBACK,
+                  "spark.driver.bindAddress": services.LOOPBACK})
+    return found
+
+
+def service(engine: str, conf: SparkConf, log_dir: Path) -> services.Service:
+    """The server for `engine`, not yet started; its address is {"url": "sc://...", "ui": "http://..."}."""
+    import pyspark
+
+    spark_home = Path(pyspark.__file__).parent
+    grpc_port, ui_port = services.free_port(), services.free_port()
+    env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": services.LOOPBACK,
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    for variable in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED"):
+        env.pop(variable, None)
+    private = tempfile.mkdtemp(prefix="prepbench-connect-")  # 0700: the raw values, gone once the server is up
+    conf_file = Path(private) / "server.properties"
+    fd = os.open(conf_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        for key, value in properties(conf, grpc_port, ui_port).items():
+            out.write(f"{key} {value}\n")
+    command = [str(spark_home / "bin" / "spark-submit"), "--class", SERVER_CLASS, "--name", f"prepbench {engine}",
+               "--properties-file", str(conf_file), "spark-internal"]
+    return services.Service(
+        f"Spark Connect server for the {engine} engine", command, env, log_dir / f"{engine}-connect.log",
+        ready=lambda: services.port_open(grpc_port),
+        address=lambda: {"url": f"sc://{services.LOOPBACK}:{grpc_port}", "ui": f"http://{services.LOOPBACK}:{ui_port}"},
+        timeout_s=START_TIMEOUT_S, cleanup=lambda: shutil.rmtree(private, ignore_errors=True))
