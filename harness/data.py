@@ -245,18 +245,95 @@ def user_datasets() -> dict[str, str]:
     return found
 
 
+# ---------------------------------------------------------------------------------------------- derived tables
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A table written by Spark from a generated one (say, featurized rows as K training shards), cached
+    like a generated table. `write(spark, source DataFrame, path)` writes Parquet files into `path`."""
+
+    name: str
+    source: str
+    write: Callable
+    description: str = ""
+
+
+_DERIVED: dict[str, Derived] = {}
+
+
+def derived_table(spec: Derived) -> str:
+    """Register a derived table (workload modules do, at import); its name is then a table like any other."""
+    _DERIVED[spec.name] = spec
+    return spec.name
+
+
+def derived_tables() -> dict[str, Derived]:
+    return dict(_DERIVED)
+
+
 def known_tables() -> set[str]:
-    return set(TABLES) | set(user_datasets())
+    return set(TABLES) | set(user_datasets()) | set(_DERIVED)
 
 
-def table_path(name: str, scale_rows: int, seed: int, data_dir: Location) -> str:
-    """Where Spark reads a table: the user's own path, or the generated dataset for this scale."""
+def table_path(name: str, scale_rows: int | None, seed: int, data_dir: Location) -> str:
+    """Where a table is read from: the user's own path, or the generated (or derived) dataset for this scale."""
     return user_datasets().get(name) or str(locate(name, scale_rows, seed, data_dir))
 
 
-def table_rows(name: str, scale_rows: int) -> int | None:
-    """Rows of a generated table at this scale; None for a user dataset (count it)."""
+def table_rows(name: str, scale_rows: int | None) -> int | None:
+    """Rows of a generated or derived table at this scale; None for a user dataset (read its metadata)."""
+    if name in _DERIVED:
+        name = _DERIVED[name].source
     return TABLES[name].rows(scale_rows) if name in TABLES else None
+
+
+def dataset_rows(path: str) -> int:
+    """Rows of a Parquet dataset from its files' footers (no data read): a user dataset's real size."""
+    import pyarrow.dataset as ds
+
+    try:
+        return ds.dataset(path, format="parquet").count_rows()
+    except (OSError, pa.ArrowException) as err:
+        raise DataError(f"cannot read the Parquet dataset at {path}: {str(err).splitlines()[0]}") from None
+
+
+def ensure_derived(name: str, scale_rows: int, seed: int, data_dir: Location, spark, progress=print) -> Location:
+    """The path of a valid cached derived table, writing it with `spark` from its source when needed."""
+    progress = progress or (lambda message: None)
+    spec = _DERIVED[name]
+    path = dataset_dir(data_dir, name, scale_rows, seed)
+    fs, final = _filesystem(path)
+    if fs.get_file_info(final).type != pafs.FileType.NotFound:
+        problem = verify(path)
+        if problem is None:
+            return path
+        progress(f"cached {posixpath.basename(final)} is unusable ({problem}); rewriting")
+    source = spark.read.parquet(str(ensure(spec.source, scale_rows, seed, data_dir, progress)))
+    in_place = fs.type_name in _OBJECT_STORES
+    staging = path if in_place else _hidden_sibling(path, uuid.uuid4().hex[:12])
+    target = _filesystem(staging)[1]
+    try:
+        spec.write(spark, source, str(staging))
+        files = []
+        for info in sorted(fs.get_file_info(pafs.FileSelector(target)), key=lambda i: i.path):
+            file_name = posixpath.basename(info.path)
+            if info.type != pafs.FileType.File or file_name.startswith(("_", ".")):
+                continue
+            with fs.open_input_file(info.path) as f:
+                rows = pq.ParquetFile(f).metadata.num_rows
+            files.append({"name": file_name, "rows": rows, "bytes": info.size, "crc32": _crc32(fs, info.path)})
+        manifest = {"table": name, "source": spec.source, "scale_rows": scale_rows, "rows": sum(f["rows"] for f in files),
+                    "seed": seed, "generator_version": GENERATOR_VERSION, "files": files}
+        with fs.open_output_stream(f"{target}/{MANIFEST}") as out:
+            out.write(json.dumps(manifest, indent=1).encode())
+        if not in_place:
+            _swap_into_place(fs, target, final, path)
+    except BaseException:
+        _delete(fs, target)
+        raise
+    progress(f"wrote {name}: {manifest['rows']:,} rows in {len(files)} file(s) -> {path}")
+    return path
 
 
 # ---------------------------------------------------------------------------------------------- cache
@@ -286,6 +363,28 @@ def _filesystem(location: Location) -> tuple[pafs.FileSystem, str]:
     except (pa.ArrowException, OSError) as err:
         raise DataError(f"cannot use '{location}' for data: {str(err).splitlines()[0]}. Use a local directory or "
                         "a URI that pyarrow and Spark both read: file://, hdfs://, s3a:// (or s3://), gs://") from None
+
+
+def _hidden_sibling(path: Location, suffix: str) -> Location:
+    """A hidden name beside `path` (a staging directory), as a URI under a URI."""
+    if is_uri(path):
+        parent, base = path.rstrip("/").rsplit("/", 1)
+        return f"{parent}/.{base}.{suffix}"
+    return Path(path).parent / f".{Path(path).name}.{suffix}"
+
+
+def check_writable(data_dir: Location) -> None:
+    """Refuse a data directory that cannot be written, before a run starts, saying what to change."""
+    fs, root = _filesystem(data_dir)
+    probe = f"{root}/.prepbench-write-check-{uuid.uuid4().hex[:8]}"
+    try:
+        fs.create_dir(root, recursive=True)
+        with fs.open_output_stream(probe) as out:
+            out.write(b"ok")
+        fs.delete_file(probe)
+    except (OSError, pa.ArrowException) as err:
+        raise DataError(f"cannot write datasets to {data_dir}: {str(err).splitlines()[0]}. Choose a directory or URI "
+                        "this user can write with --data-dir (or PREPBENCH_DATA_DIR)") from None
 
 
 def dataset_dir(data_dir: Location, table: str, scale_rows: int, seed: int) -> Location:

@@ -11,8 +11,9 @@ def build(tables):
     return tables["groupby"].groupBy(*KEYS).agg(F.sum("v3").alias("v3_sum"), F.count(F.lit(1)).alias("count"))
 
 
-def reference(tables):
-    return tables["groupby"].groupby(KEYS, as_index=False).agg(v3_sum=("v3", "sum"), count=("v3", "size"))
+def frame(tables):
+    grouped = tables["groupby"].groupby(KEYS, observed=True)
+    return grouped.agg(v3_sum=("v3", "sum"), count=("v3", "size")).reset_index()
 
 
 WORKLOAD = Workload(
@@ -20,6 +21,7 @@ WORKLOAD = Workload(
     family="shuffle",
     tables=("groupby",),
     build=build,
-    reference=reference,
+    reference=frame,
+    frame=frame,
     description="sum(v3) and count by id1..id6 together",
 )

@@ -10,19 +10,24 @@ def build_with(key):
                                                               F.count(F.lit(1)).alias("count"))
 
 
-def reference_with(key):
-    return lambda tables: tables["features"].groupby(key, as_index=False).agg(x1_sum=("x1", "sum"),
-                                                                              count=("x1", "size"))
+def frame_with(key):
+    def frame(tables):
+        return tables["features"].groupby(key).agg(x1_sum=("x1", "sum"), count=("x1", "size")).reset_index()
+
+    return frame
 
 
-WORKLOADS = [
-    Workload(
+def declare(kind, key):
+    form = frame_with(key)
+    return Workload(
         name=f"groupby_{kind}_keys",
         family="shuffle",
         tables=("features",),
         build=build_with(key),
-        reference=reference_with(key),
+        reference=form,
+        frame=form,
         description=f"sum(x1) and count by a {kind} key (N/10 values{', the top one holding ~20% of rows' if kind == 'skewed' else ''})",
     )
-    for kind, key in (("uniform", "key_uniform"), ("skewed", "key_zipf"))
-]
+
+
+WORKLOADS = [declare(kind, key) for kind, key in (("uniform", "key_uniform"), ("skewed", "key_zipf"))]

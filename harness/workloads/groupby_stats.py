@@ -7,6 +7,7 @@ sum, mean, sample standard deviation, min, max, count and an approximate median.
 import numpy as np
 from pyspark.sql import functions as F
 
+from ..fingerprint import Tolerance
 from . import Workload
 
 # name: (table, key, value, description of the key)
@@ -32,24 +33,28 @@ def lower_median(values):
     return ordered[max(int(np.ceil(0.5 * len(ordered))) - 1, 0)]
 
 
-def reference_with(table, key, value):
-    def reference(tables):
-        grouped = tables[table].groupby(key, as_index=False)[value]
-        return grouped.agg(sum="sum", mean="mean", std="std", min="min", max="max", count="count",
+def frame_with(table, key, value):
+    def frame(tables):
+        grouped = tables[table].groupby(key, as_index=False, observed=True)[value]
+        return grouped.agg(sum="sum", mean="mean", std="std", min="min", max="max", count="size",
                            median=lower_median)
 
-    return reference
+    return frame
 
 
-WORKLOADS = [
-    Workload(
+def declare(name, table, key, value, about):
+    form = frame_with(table, key, value)
+    return Workload(
         name=f"groupby_stats_{name}_keys",
         family="shuffle",
         tables=(table,),
         build=build_with(table, key, value),
-        reference=reference_with(table, key, value),
+        reference=form,
+        frame=form,
+        frame_eager_only="the exact lower median per group is a Python function, which Dask's groupby cannot run",
         description=f"sum, mean, std, min, max, count, approx. median of {value} by {key} ({about})",
-        float_rel_tol=1e-2,
+        tolerance=Tolerance(rel=1e-2, abs=1e-9),
     )
-    for name, (table, key, value, about) in CARDINALITIES.items()
-]
+
+
+WORKLOADS = [declare(name, *spec) for name, spec in CARDINALITIES.items()]

@@ -9,9 +9,9 @@ def build(tables):
     return tables["groupby"].groupBy("id3").agg(F.sum("v1").alias("v1_sum"), F.avg("v3").alias("v3_mean"))
 
 
-def reference(tables):
-    grouped = tables["groupby"].groupby("id3", as_index=False)
-    return grouped.agg(v1_sum=("v1", "sum"), v3_mean=("v3", "mean"))
+def frame(tables):
+    grouped = tables["groupby"].groupby("id3", observed=True)
+    return grouped.agg(v1_sum=("v1", "sum"), v3_mean=("v3", "mean")).reset_index()
 
 
 WORKLOAD = Workload(
@@ -19,6 +19,7 @@ WORKLOAD = Workload(
     family="shuffle",
     tables=("groupby",),
     build=build,
-    reference=reference,
+    reference=frame,
+    frame=frame,
     description="sum(v1), mean(v3) by id3, a string key with N/100 groups",
 )

@@ -12,7 +12,7 @@ def build(tables):
         tables["join_big"].select("id3", "v2"), tables["features"].key_zipf == tables["join_big"].id3)
 
 
-def reference(tables):
+def frame(tables):
     left = tables["features"][["id", "key_zipf", "x1"]]
     return left.merge(tables["join_big"][["id3", "v2"]], left_on="key_zipf", right_on="id3")
 
@@ -23,7 +23,8 @@ WORKLOADS = [
         family="join",
         tables=("features", "join_big"),
         build=build,
-        reference=reference,
+        reference=frame,
+        frame=frame,
         description=f"sort-merge join on a Zipf-skewed key, adaptive skew-join handling {state}",
         sql_conf={"spark.sql.adaptive.skewJoin.enabled": "true" if state == "on" else "false",
                   "spark.sql.autoBroadcastJoinThreshold": "-1"},

@@ -24,24 +24,26 @@ def build_with(size, key_kind, how, broadcast):
     return build
 
 
-def reference_with(size, key_kind, how):
+def frame_with(size, key_kind, how):
     table, key = RIGHT[size][0], RIGHT[size][KEY_KIND[key_kind]]
 
-    def reference(tables):
+    def frame(tables):  # a left join's unmatched rows get NaN in v2 (a float), as Spark's get null: both missing
         return tables["join_x"].merge(tables[table][[key, "v2"]], on=key, how=how)
 
-    return reference
+    return frame
 
 
 def declare(size, key_kind, how, broadcast=False):
     table = RIGHT[size][0]
     strategy = "broadcast" if broadcast else ("shuffle" if size == "big" else how)
+    form = frame_with(size, key_kind, how)
     return Workload(
         name=f"join_{size}_{strategy}_{key_kind}",
         family="join",
         tables=("join_x", table),
         build=build_with(size, key_kind, how, broadcast),
-        reference=reference_with(size, key_kind, how),
+        reference=form,
+        frame=form,
         description=f"{'left outer' if how == 'left' else 'inner'} join of the fact table to {table} "
                     f"({'N/1e6' if size == 'small' else 'N/1e3' if size == 'medium' else 'N'} rows) on a "
                     f"{'string' if key_kind == 'str' else 'integer'} key{', broadcast' if broadcast else ''}",

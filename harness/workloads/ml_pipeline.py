@@ -8,7 +8,7 @@ import numpy as np
 from pyspark.ml import Pipeline
 from pyspark.ml.feature import FeatureHasher, OneHotEncoder, StringIndexer, VectorAssembler
 
-from . import Workload
+from . import Workload, keep_alive
 from ._reference import term_index
 
 HASHED = 256
@@ -24,7 +24,8 @@ def build(tables):
                       numFeatures=HASHED),
         VectorAssembler(inputCols=[*NUMERIC, "cat_lo_vec", "cat_hi_vec", "hashed"], outputCol="vector"),
     ])
-    return pipeline.fit(features).transform(features).select("id", "label", "vector")
+    model = pipeline.fit(features)
+    return keep_alive(model.transform(features).select("id", "label", "vector"), model)
 
 
 def _one_hot(column):

@@ -24,6 +24,7 @@ WORKLOADS = [
         tables=("groupby",),
         build=lambda tables: tables["groupby"].orderBy(F.col("v3"), F.col("id6")),
         reference=reference,
+        frame=lambda tables: tables["groupby"].sort_values(["v3", "id6"]),
         description="the groupby table sorted by v3, id6 (a total order across partitions)",
     ),
 ]

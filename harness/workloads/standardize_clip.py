@@ -23,11 +23,13 @@ def clip_z_pandas(x: pd.Series, mu: pd.Series, sigma: pd.Series) -> pd.Series:
     return ((x - mu) / sigma).clip(-CLIP, CLIP)
 
 
+# Each way makes its function when the plan is built: a UDF object belongs to the session kind (classic or
+# Spark Connect) that is active when it is made.
 WAYS = {
-    "builtin": lambda x, mu, sigma: F.least(F.greatest((x - mu) / sigma, F.lit(-CLIP)), F.lit(CLIP)),
-    "udf": udf(clip_z, DoubleType(), useArrow=False),
-    "arrow_udf": udf(clip_z, DoubleType(), useArrow=True),
-    "pandas_udf": pandas_udf(clip_z_pandas, DoubleType()),
+    "builtin": lambda: lambda x, mu, sigma: F.least(F.greatest((x - mu) / sigma, F.lit(-CLIP)), F.lit(CLIP)),
+    "udf": lambda: udf(clip_z, DoubleType(), useArrow=False),
+    "arrow_udf": lambda: udf(clip_z, DoubleType(), useArrow=True),
+    "pandas_udf": lambda: pandas_udf(clip_z_pandas, DoubleType()),
 }
 
 
@@ -36,7 +38,7 @@ def build_with(way):
         features = tables["features"]
         stats = features.agg(F.avg("x1").alias("mu"), F.stddev_samp("x1").alias("sigma"))
         with_stats = features.crossJoin(F.broadcast(stats))
-        return with_stats.select("id", WAYS[way](F.col("x1"), F.col("mu"), F.col("sigma")).alias("x1_z"))
+        return with_stats.select("id", WAYS[way]()(F.col("x1"), F.col("mu"), F.col("sigma")).alias("x1_z"))
 
     return build
 
@@ -54,6 +56,7 @@ def declare(way, suffix="", sql_conf=None, note=""):
         tables=("features",),
         build=build_with(way),
         reference=reference,
+        frame=reference if way == "builtin" else None,  # the UDF ways differ only in how Spark runs them
         description=f"z-score of x1 over the whole table, clipped to [-3, 3]: {way.replace('_', ' ')}{note}",
         sql_conf=sql_conf or {},
     )

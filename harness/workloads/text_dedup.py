@@ -14,7 +14,7 @@ import pandas as pd
 from pyspark.ml.feature import HashingTF, MinHashLSH, NGram
 from pyspark.sql import functions as F
 
-from . import Workload
+from . import Workload, keep_alive
 from ._reference import clean_words
 from .text_prep import BUCKETS, reference_tokens, tokens
 
@@ -41,8 +41,9 @@ def near(tables):
         shingled.where(F.size("shingles") > 0))
     model = MinHashLSH(inputCol="set", outputCol="signature", numHashTables=20, seed=7).fit(sets)
     pairs = model.approxSimilarityJoin(sets, sets, DISTANCE, distCol="distance")
-    return pairs.select(F.col("datasetA.doc_id").alias("doc_a"), F.col("datasetB.doc_id").alias("doc_b"),
-                        "distance").where("doc_a < doc_b")
+    distance = "distance" if "distance" in pairs.columns else "distCol"  # Spark Connect 4.1 ignores distCol
+    return keep_alive(pairs.select(F.col("datasetA.doc_id").alias("doc_a"), F.col("datasetB.doc_id").alias("doc_b"),
+                                   F.col(distance).alias("distance")).where("doc_a < doc_b"), model)
 
 
 def reference_near(tables):

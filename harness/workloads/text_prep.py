@@ -11,7 +11,7 @@ from collections import Counter
 from pyspark.ml.feature import IDF, HashingTF, NGram, StopWordsRemover
 from pyspark.sql import functions as F
 
-from . import Workload
+from . import Workload, keep_alive
 from ._reference import clean_words, term_index
 
 BUCKETS = 1 << 18
@@ -28,7 +28,8 @@ def tfidf(tables):
     tokenized = NGram(n=2, inputCol="tokens", outputCol="bigrams").transform(tokens(tables["corpus"]))
     terms = tokenized.select("doc_id", F.concat("tokens", "bigrams").alias("terms"))
     counted = HashingTF(inputCol="terms", outputCol="tf", numFeatures=BUCKETS).transform(terms)
-    return IDF(inputCol="tf", outputCol="tfidf").fit(counted).transform(counted).select("doc_id", "tfidf")
+    model = IDF(inputCol="tf", outputCol="tfidf").fit(counted)
+    return keep_alive(model.transform(counted).select("doc_id", "tfidf"), model)
 
 
 def stop_words():

@@ -11,7 +11,7 @@ def build(tables):
     return tables["groupby"].select("id6", "v3", rank.alias("rank")).where("rank <= 2").select("id6", "v3")
 
 
-def reference(tables):
+def frame(tables):
     ordered = tables["groupby"].sort_values(["id6", "v3"], ascending=[True, False])
     return ordered.groupby("id6").head(2)[["id6", "v3"]]
 
@@ -21,6 +21,8 @@ WORKLOAD = Workload(
     family="shuffle",
     tables=("groupby",),
     build=build,
-    reference=reference,
+    reference=frame,
+    frame=frame,
+    frame_eager_only="groupby().head() has no Dask DataFrame equivalent",
     description="largest two v3 per id6 (N/100 groups), row_number over a window",
 )
