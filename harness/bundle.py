@@ -60,9 +60,10 @@ UNUSED_SPARK_JARS = {
 
 # The Java runtime jlink builds with --minimal: java.se, because Spark and Hadoop reach most of the SE API and
 # some of it only by reflection (which jdeps does not see), and the JDK modules they use: Unsafe (Spark,
-# Netty, Arrow), elliptic-curve TLS, JVM metrics, Hadoop's login module, zip file systems, DNS lookups.
+# Netty, Arrow), elliptic-curve TLS, JVM metrics, Hadoop's login module, zip file systems, DNS lookups, and
+# the vector API (Spark 4.1 starts every JVM with --add-modules=jdk.incubator.vector).
 JAVA_MODULES = ("java.se", "jdk.unsupported", "jdk.crypto.ec", "jdk.management", "jdk.security.auth", "jdk.zipfs",
-                "jdk.naming.dns", "jdk.net")
+                "jdk.naming.dns", "jdk.net", "jdk.incubator.vector")
 
 OTHER_PLATFORM_LIBRARIES = re.compile(r"(^|/)(linux/aarch64|darwin|osx|macos|windows)[^/]*/")
 
