@@ -184,6 +184,7 @@ def _asv_command(run_dir: Path, scratch: bool, preset: Preset | None, regex: str
 
 def _asv(command: list[str], env: dict, progress) -> int:
     """Run asv; on Ctrl-C or SIGTERM stop it (it stops its benchmark processes) and re-raise."""
+    _ensure_asv_machine(env)
     progress("prepbench: " + " ".join(command))
     asv = subprocess.Popen(command, cwd=REPO_ROOT, env=env)
     try:
