@@ -108,7 +108,7 @@ class Service:
     def wait(self) -> dict:
         try:
             wait_for(self.process, self.ready, "it to answer", self.timeout_s)
-            return {**self.address(), "pid": self.process.pid}
+            return {**self.address(), "pid": self.process.pid, "service": self.name, "log": str(self.process.log)}
         finally:
             self._clean()
 
@@ -153,6 +153,18 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
         return True
     except OSError:
         return False
+
+
+def not_answering(address: dict | None) -> str | None:
+    """What to say when a run's service no longer accepts connections (it died, or was killed); None if it does."""
+    if not address:
+        return None
+    endpoint = address.get("url") or address.get("scheduler") or ""
+    host, _, port = endpoint.split("://", 1)[-1].split("/", 1)[0].rpartition(":")
+    if not port.isdigit() or port_open(int(port), host or LOOPBACK):
+        return None
+    return (f"the {address.get('service', 'service')} at {endpoint} did not answer (it stopped during the run; "
+            f"its log: {address.get('log', 'unknown')})")
 
 
 def get_json(url: str, timeout_s: float = 10):

@@ -140,7 +140,10 @@ class Trial:
             if self.record.instrumented_s is None:
                 self._instrumented_run()
         except Exception as err:
-            self._close("failed", f"{type(err).__name__}: {first_line(err)}")
+            gone = services.not_answering(services.addresses().get(engine))
+            self._close("failed", f"{gone}: {first_line(err)}" if gone else f"{type(err).__name__}: {first_line(err)}")
+            if gone:
+                raise HarnessError(self.record.reason) from None
             raise
         self._check_against_other_engines()
         self._save("running")

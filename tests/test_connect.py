@@ -1,0 +1,91 @@
+"""Spark Connect as `bench` uses it: a server per engine, started and stopped with nothing left behind; a
+server that dies fails its benchmark with the reason; an interrupted run stops every process; `--remote`
+benchmarks an endpoint that the run did not start."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import HarnessError, bench, records, results, services
+from harness.config import RunSettings
+from harness.trial import Trial
+
+from conftest import TINY
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] == "Z"
+
+
+def _processes_naming(text: str) -> list[str]:
+    found = subprocess.run(["pgrep", "-af", text], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in found if "pgrep" not in line]
+
+
+def test_a_server_per_engine_is_started_then_stopped_and_a_killed_one_fails_its_benchmark(settings, tiny_tables,
+                                                                                         tmp_path, monkeypatch):
+    chosen = RunSettings(**{**settings.__dict__, "engines": ("cpu", "comet")})
+    with bench.started_services(chosen, tmp_path / "logs", progress=lambda m: None) as addresses:
+        assert set(addresses) == {"cpu", "comet"} and addresses["cpu"]["url"] != addresses["comet"]["url"]
+        pids = [a["pid"] for a in addresses.values()]
+        assert all(_alive(pid) for pid in pids)
+        assert all(services.port_open(int(a["url"].rsplit(":", 1)[1])) for a in addresses.values())
+        monkeypatch.setenv(services.SERVICES_ENV, json.dumps(addresses))
+        os.killpg(addresses["comet"]["pid"], signal.SIGKILL)  # as if its machine died
+        run_dir = records.new_run(chosen)
+        with pytest.raises(HarnessError, match="did not answer"):
+            Trial(run_dir, "comet", "groupby_sum_mean", TINY, chosen)
+        record = next(r for r in results.load(run_dir).records if r.engine == "comet")
+        assert record.status == "failed" and "Spark Connect server" in record.reason
+        assert Trial(run_dir, "cpu", "groupby_sum_mean", TINY, chosen).finish().status == "ok"  # the run goes on
+    time.sleep(1)
+    assert not any(_alive(pid) for pid in pids)
+    assert not _processes_naming(str(tmp_path / "logs")), "a server or one of its children outlived the run"
+
+
+def _bench(args, results_dir, settings, **popen):
+    env = {**os.environ, "PREPBENCH_DATA_DIR": str(settings.data_dir)}
+    env.pop(services.SERVICES_ENV, None)
+    return subprocess.Popen([sys.executable, "-m", "harness", "bench", "--smoke", "--results-dir", str(results_dir),
+                             "--workloads", "groupby_sum_mean", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, **popen)
+
+
+def test_an_interrupted_run_stops_every_process_and_says_so(settings, tiny_tables, tmp_path):
+    running = _bench(["--engines", "cpu,comet"], tmp_path, settings)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # until asv runs the benchmarks against the started servers
+        if list(tmp_path.glob("*/groupby_sum_mean.*.json")):
+            break
+        time.sleep(0.5)
+    run_dir = next(tmp_path.glob("*/"))
+    os.kill(running.pid, signal.SIGTERM)
+    output, _ = running.communicate(timeout=180)
+    assert running.returncode == 130, output[-3000:]
+    assert "interrupted; the services are stopped" in output
+    assert json.loads((run_dir / "run.json").read_text())["state"] == "interrupted"
+    assert "interrupted" in (run_dir / "summary.txt").read_text()
+    time.sleep(1)
+    assert not _processes_naming(str(run_dir)), "a process of the run outlived it"
+
+
+def test_remote_benchmarks_an_endpoint_the_run_did_not_start(settings, served, tmp_path):
+    endpoint = served["cpu"]
+    running = _bench(["--engines", "cpu", "--remote", endpoint["url"], "--remote-ui", endpoint["ui"]], tmp_path, settings)
+    output, _ = running.communicate(timeout=600)
+    assert running.returncode == 0, output[-3000:]
+    assert "starting the Spark Connect server" not in output
+    record = next(r for r in results.load(results.latest_run(tmp_path)).records if r.engine == "cpu")
+    assert record.status == "ok" and record.session["mode"] == "remote" and record.session["endpoint"] == endpoint["url"]
+    assert record.session["reported"]["spark.master"].startswith("local")  # what the endpoint said about itself
+    assert record.spark_metrics.get("jobs", 0) >= 1  # read from the endpoint's monitoring API
+    assert _alive(endpoint["pid"])  # not ours to stop
