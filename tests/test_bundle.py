@@ -17,7 +17,7 @@ from harness import REPO_ROOT, HarnessError, bundle, fatbin, results, versions
 
 pytestmark = [pytest.mark.plugin_jar, pytest.mark.slow]
 PART = 56 << 20
-CHECKED = "groupby_sum_mean,join_medium_inner_int,standardize_clip_pandas_udf"
+CHECKED = "groupby_sum_mean,standardize_clip_pandas_udf"  # a shuffle and a Python UDF, from the preset
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def _bench(args, results_dir, settings, **popen):
 
 
 def test_an_interrupted_run_stops_every_process_and_says_so(settings, tiny_tables, tmp_path):
-    running = _bench(["--engines", "cpu,comet"], tmp_path, settings)
+    running = _bench(["--engines", "cpu,dask"], tmp_path, settings)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # until asv runs the benchmarks against the started servers
         if list(tmp_path.glob("*/groupby_sum_mean.*.json")):
