@@ -211,6 +211,12 @@ def _plain(value):
 # ---------------------------------------------------------------------------------------------- Python side
 
 
+def frame_output(frame, limit: int) -> tuple:
+    """A pandas frame's (fingerprint, rows, the rows themselves when at most `limit`), as a trial records them."""
+    table = frame_table(frame)
+    return table_fingerprint(table), table.num_rows, table if table.num_rows <= limit else None
+
+
 def table_fingerprint(table) -> dict:
     """The same fingerprint as ``spark_fingerprint``, of a pyarrow table (a dataframe engine's output)."""
     import pyarrow as pa

@@ -106,8 +106,7 @@ class DaskRun:
         result = self._lazy(workload, paths).compute()
         if hasattr(result, "to_pandas"):  # cuDF partitions
             result = result.to_pandas()
-        table = fingerprint.frame_table(result)
-        return fingerprint.table_fingerprint(table), table.num_rows, table if table.num_rows <= limit else None
+        return fingerprint.frame_output(result, limit)
 
     def instrumented(self, workload, paths, label: str):
         began = time.perf_counter()

@@ -77,8 +77,7 @@ class PandasRun:
         result = self._compute(workload, paths)
         if self.accelerated:
             result = result.as_cpu_object()  # a cudf.pandas proxy, back to pandas
-        table = fingerprint.frame_table(result)
-        return fingerprint.table_fingerprint(table), table.num_rows, table if table.num_rows <= limit else None
+        return fingerprint.frame_output(result, limit)
 
     def instrumented(self, workload, paths, label: str):
         began = time.perf_counter()
