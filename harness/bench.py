@@ -18,11 +18,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from . import REPO_ROOT, EngineUnavailable, HarnessError, dashboard, data, records, report, results, services, workloads
+from . import REPO_ROOT, EngineUnavailable, HarnessError, analysis, dashboard, data, qualx, records, report, results, services, workloads
 from . import smoke as smoke_check
 from .presets import Preset
 from .backends import Engine
@@ -65,8 +66,9 @@ def prepare_data(settings: RunSettings, progress=print) -> None:
 
 
 @contextlib.contextmanager
-def started_services(settings: RunSettings, log_dir: Path, progress=print):
+def started_services(settings: RunSettings, log_dir: Path, progress=print, phases: "Phases | None" = None):
     """Each engine's service, started together and stopped together; yields engine -> address."""
+    phases = phases or Phases()
     chosen = {}
     if not settings.remote and settings.session == "connect":
         for name in settings.engines:
@@ -81,31 +83,55 @@ def started_services(settings: RunSettings, log_dir: Path, progress=print):
                 chosen[name] = service
     started = []
     try:
-        for name, service in chosen.items():  # from this thread: a service dies with the thread that started it
-            progress(f"starting the {service.name} (log: {service.log})")
-            started.append(service.start())
-        addresses, problems = {}, []
-        with ThreadPoolExecutor(max_workers=max(1, len(chosen))) as pool:
-            waits = {name: pool.submit(service.wait) for name, service in chosen.items()}
-            for name, waiting in waits.items():
-                try:
-                    addresses[name] = waiting.result()
-                    progress(f"{name}: ready at {addresses[name].get('url') or addresses[name].get('scheduler')}")
-                except HarnessError as err:
-                    problems.append(f"the {name} engine's service did not start: {err}")
+        with phases.timed("server starts"):
+            for name, service in chosen.items():  # from this thread: a service dies with the thread that started it
+                progress(f"starting the {service.name} (log: {service.log})")
+                started.append(service.start())
+            addresses, problems = {}, []
+            with ThreadPoolExecutor(max_workers=max(1, len(chosen))) as pool:
+                waits = {name: pool.submit(service.wait) for name, service in chosen.items()}
+                for name, waiting in waits.items():
+                    try:
+                        addresses[name] = waiting.result()
+                        progress(f"{name}: ready at {addresses[name].get('url') or addresses[name].get('scheduler')}")
+                    except HarnessError as err:
+                        problems.append(f"the {name} engine's service did not start: {err}")
         if problems:
             raise HarnessError("\n".join(problems))
         yield addresses
     finally:
-        for service in reversed(started):
-            service.stop()
+        with phases.timed("server stops"):
+            for service in reversed(started):
+                service.stop()
+
+
+class Phases:
+    """Wall time per phase of a run, for the summary's account of where the time went."""
+
+    def __init__(self):
+        self.began = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def timed(self, name: str):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
+
+    def described(self) -> dict:
+        return {"wall_s": round(time.perf_counter() - self.began, 3),
+                "phases": {name: round(s, 3) for name, s in self.seconds.items()}}
 
 
 def run(settings: RunSettings, smoke: bool, bench_regex: str | None, asv_args: list[str], with_suite: bool,
         preset: Preset | None = None, archive: bool = False, progress=print) -> int:
+    phases = Phases()
     if preset:
         settings = replace(settings, workloads=preset.workloads, scales=preset.scales)
-    found_warnings = check(settings)
+    with phases.timed("checks"):
+        found_warnings = check(settings)
     for warning in found_warnings:
         progress(f"warning: {warning}")
     run_dir = records.new_run(settings, warnings=found_warnings)
@@ -118,15 +144,17 @@ def run(settings: RunSettings, smoke: bool, bench_regex: str | None, asv_args: l
     asv_status, state = 1, "interrupted"
     try:
         try:
-            for chosen, _ in passes:
-                prepare_data(chosen, progress)
+            with phases.timed("data"):
+                for chosen, _ in passes:
+                    prepare_data(chosen, progress)
         except (HarnessError, OSError) as err:
             records.add_problem(run_dir, f"the datasets could not be prepared: {err}")
             raise
-        with started_services(settings, run_dir / "logs", progress) as addresses:
+        with started_services(settings, run_dir / "logs", progress, phases) as addresses:
             try:
                 if preset and preset.smoke:
-                    smoke_check.check(settings, addresses, progress)
+                    with phases.timed("smoke check"):
+                        smoke_check.check(settings, addresses, progress)
             except HarnessError as err:  # a broken accelerator stops the run before asv: seconds, not the run
                 records.add_problem(run_dir, str(err))
                 state = "complete"
@@ -139,16 +167,17 @@ def run(settings: RunSettings, smoke: bool, bench_regex: str | None, asv_args: l
                     env = {**os.environ, **chosen.to_env(), RUN_DIR_ENV: str(run_dir),
                            services.SERVICES_ENV: json.dumps(addresses)}
                     command = _asv_command(run_dir, smoke or preset is not None, preset, regex, asv_args, number)
-                    asv_status = _asv(command, env, progress) or asv_status
+                    with phases.timed("benchmarks"):
+                        asv_status = _asv(command, env, progress) or asv_status
                 state = "complete"
     except (KeyboardInterrupt, Interrupted):
         progress("prepbench: interrupted; the services are stopped and the run is marked interrupted")
     finally:
         signal.signal(signal.SIGTERM, previous)
-        loaded = results.load(run_dir)
-        records.update_run(run_dir, state=state, ended=records.now(),
-                           unfinished=[r.name for r in loaded.unfinished])
-    status = finish(run_dir, asv_status if state == "complete" else 130, progress)
+    if state == "complete":
+        with phases.timed("qualification"):
+            qualx.after_run(run_dir, settings, progress)
+    status = finish(run_dir, asv_status if state == "complete" else 130, state, phases, progress)
     if archive:
         path = records.archive(run_dir)
         progress(f"run archive written to {path} ({path.stat().st_size / 2**20:.1f} MiB): copy it off the host, "
@@ -199,15 +228,24 @@ def _asv(command: list[str], env: dict, progress) -> int:
         raise
 
 
-def finish(run_dir: Path, status: int, progress=print) -> int:
-    """The comparison, the summary and the site of a run, and the problems that make its command fail."""
-    path, runs, _ = results.write_comparison([run_dir], run_dir / results.COMPARISON_FILE)
-    progress(f"prepbench: comparison written to {path}")
-    text = report.summary(run_dir)
+def finish(run_dir: Path, status: int, state: str | None = None, phases: Phases | None = None, progress=print) -> int:
+    """The run's end (its state recorded, when given), then one analysis of it, rendered as the comparison, the
+    site and the summary; returns the command's status, failing on the problems the analysis found."""
+    began = time.perf_counter()
+    if state is not None:
+        records.update_run(run_dir, state=state, ended=records.now())
+    found = analysis.analyze_dirs([run_dir])
+    (run,) = found.runs
+    dashboard.build(found, run_dir / "site", progress=progress)
+    if phases is not None:
+        phases.seconds["summary and site"] = time.perf_counter() - began
+        run.info.timings = phases.described()
+    records.update_run(run_dir, unfinished=[r.name for r in run.unfinished], timings=run.info.timings)
+    path = analysis.write_comparison(found, run_dir / results.COMPARISON_FILE)
+    text = report.summary(found)
     records.write_text(run_dir / "summary.txt", text)
-    progress("\n" + text + f"\nsummary written to {run_dir / 'summary.txt'}")
-    dashboard.build([run_dir], run_dir / "site", Path(records.asv_config()["results_dir"]), progress=progress)
-    problems = report.problems(run_dir)
+    progress("\n" + text + f"\nsummary written to {run_dir / 'summary.txt'}; comparison written to {path}")
+    problems = report.problems(found)
     for problem in problems:
         print(f"problem: {problem}", file=sys.stderr)
     return status or (1 if problems else 0)

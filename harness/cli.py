@@ -11,8 +11,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import (REPO_ROOT, EngineUnavailable, HarnessError, bench, browser, bundle, cluster, coverage, dashboard, data,
-               jars, keys, presets, records, report, results, versions, workloads)
+from . import (REPO_ROOT, EngineUnavailable, HarnessError, analysis, bench, browser, bundle, cluster, coverage, dashboard, data,
+               jars, keys, presets, qualx, records, report, results, versions, workloads)
 from .backends import Engine
 from .config import RunSettings, engines, merge, redact, scale_rows, warnings
 from .standalone import StandaloneCluster
@@ -87,6 +87,12 @@ def main(argv=None) -> int:
     doctor.add_argument("--host", help="host overlay in conf/hosts/ (default: local)")
     commands.add_parser("workloads", help="list the registered workloads")
     commands.add_parser("fetch-jars", help="download the pinned RAPIDS Accelerator and Comet jars into the cache")
+    commands.add_parser("fetch-tools", help="set up NVIDIA's qualification tools (QualX) in an environment of their own, "
+                                            "once per machine (about 2 GB)")
+    qualify = commands.add_parser("qualify", help="QualX's predicted GPU speedup for a finished run's CPU Spark queries, "
+                                  "from its event logs, offline (written to qualification.json; the summary and site "
+                                  "are rewritten)")
+    qualify.add_argument("run_dir", type=Path)
     commands.add_parser("fetch-browser", help="install Chromium and chromedriver for the browser tests, if missing "
                                               "(apt-get, as root)")
     catalogues = commands.add_parser("keys", help="rewrite conf/keys/<name>-<version>.tsv from the installed Spark's "
@@ -166,7 +172,7 @@ def cmd_summary(args) -> int:
     run_dir = args.run_dir or results.latest_run(args.results_dir)
     if not Path(run_dir).is_dir():
         raise HarnessError(f"{run_dir} is not a run directory")
-    print(report.summary(run_dir), end="")
+    print(report.summary_of(run_dir), end="")
     return 0
 
 
@@ -175,21 +181,22 @@ def cmd_compare(args) -> int:
         if not (run_dir / records.RUN_FILE).is_file():
             raise HarnessError(f"{run_dir} is not a run directory (it has no {records.RUN_FILE})")
     name = args.name or "--".join(d.name for d in args.run_dirs)
-    out = args.results / dashboard.COMPARISONS / name
+    out = args.results / analysis.COMPARISONS / name
     out.mkdir(parents=True, exist_ok=True)
-    records.write_json(out / dashboard.PAIRING_FILE, {"runs": [str(d.resolve()) for d in args.run_dirs],
-                                                       "made": records.now()})
-    path, runs, found = results.write_comparison(args.run_dirs, out / results.COMPARISON_FILE)
-    hosts = ", ".join(f"{r.info.hostname} ({r.info.profile})" for r in runs)
-    print("\n".join([f"cases from {len(runs)} runs: {hosts}", *report.verdict_table(found),
+    pairing = out / analysis.PAIRING_FILE
+    records.write_json(pairing, {"runs": [str(d.resolve()) for d in args.run_dirs], "made": records.now()})
+    found = analysis.analyze_dirs([], [pairing])
+    path = analysis.write_comparison(found, out / results.COMPARISON_FILE)
+    hosts = ", ".join(f"{r.info.hostname} ({r.info.profile})" for r in found.runs)
+    print("\n".join([f"cases pairing runs of {hosts}:", *report.cases_table(found),
                      f"comparison written to {path}; `python -m harness site` shows it"]))
     return 0
 
 
 def cmd_site(args) -> int:
-    comparisons = [] if args.run_dirs else dashboard.find_comparisons(args.results)
-    dashboard.build(args.run_dirs or dashboard.find_runs(args.results), args.out or args.results / "site",
-                    args.results / "asv", comparisons)
+    comparisons = [] if args.run_dirs else analysis.find_comparisons(args.results)
+    found = analysis.analyze_dirs(args.run_dirs or dashboard.find_runs(args.results), comparisons)
+    dashboard.build(found, args.out or args.results / "site", args.results / "asv")
     return 0
 
 
@@ -235,6 +242,21 @@ def cmd_fetch_jars(args) -> int:
     for kind in jars.KINDS:
         jars.fetch(kind)
     return 0
+
+
+def cmd_fetch_tools(args) -> int:
+    qualx.fetch()
+    return 0
+
+
+def cmd_qualify(args) -> int:
+    run_dir = args.run_dir
+    if not (run_dir / records.RUN_FILE).is_file():
+        raise HarnessError(f"{run_dir} is not a run directory (it has no {records.RUN_FILE})")
+    qualx.executable()  # says how to set the tools up, before anything is written
+    found = qualx.qualify(run_dir)
+    bench.finish(run_dir, 0)
+    return 0 if found["state"] == "ok" else 1
 
 
 def cmd_fetch_browser(args) -> int:
@@ -326,6 +348,8 @@ COMMANDS = {
     "workloads": cmd_workloads,
     "standalone": cmd_standalone,
     "fetch-jars": cmd_fetch_jars,
+    "fetch-tools": cmd_fetch_tools,
+    "qualify": cmd_qualify,
     "fetch-browser": cmd_fetch_browser,
     "keys": cmd_keys,
 }

@@ -339,8 +339,9 @@ class RunSettings:
         unknown = [e for e in self.engines if e not in engines()]
         if unknown:
             raise ConfigError(f"unknown engine(s) {unknown}: engines are files in conf/engines/ ({', '.join(engines())})")
-        if not self.engines:
-            object.__setattr__(self, "engines", tuple(default_engines()))
+        # CPU Spark first: the reference every other output is compared with runs before them (asv runs the
+        # engine parameter in this order), so a wrong output is caught by the engine that produced it
+        object.__setattr__(self, "engines", tuple(ordered_engines(self.engines) if self.engines else default_engines()))
         if self.session not in SESSION_MODES:
             raise ConfigError(f"session mode '{self.session}' must be one of {', '.join(SESSION_MODES)}")
         if self.remote and not re.fullmatch(r"sc://[^/\s:]+(:\d+)?(/.*)?", self.remote):
@@ -435,10 +436,14 @@ def engine_facts(engine: str, conf: SparkConf | None = None) -> tuple[str, str, 
     return role, backend, value("opt_in", "false").lower() == "true"
 
 
-def default_engines() -> list[str]:
-    """The engines a run uses unless told otherwise: every one that is not opt-in, CPU Spark first (the
-    reference every other engine's output is compared with), then CPU-native, then GPU ones."""
+def ordered_engines(chosen) -> list[str]:
+    """Engines in the order a run uses them: CPU Spark first (the reference every other engine's output is
+    compared with), then the other CPU engines, CPU-native, then GPU ones; otherwise as given."""
     order = ("cpu", "cpu-native", "gpu")
-    facts = {e: engine_facts(e) for e in engines()}
-    chosen = [e for e, (_, _, opt_in) in facts.items() if not opt_in]
-    return sorted(chosen, key=lambda e: (order.index(facts[e][0]), facts[e][1] != "spark", e))
+    facts = {e: engine_facts(e) for e in chosen}
+    return sorted(chosen, key=lambda e: (order.index(facts[e][0]), facts[e][1] != "spark"))
+
+
+def default_engines() -> list[str]:
+    """The engines a run uses unless told otherwise: every one that is not opt-in, in reference order."""
+    return ordered_engines(sorted(e for e in engines() if not engine_facts(e)[2]))

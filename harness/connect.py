@@ -47,6 +47,7 @@ def service(engine: str, conf: SparkConf, log_dir: Path) -> services.Service:
         env.pop(variable, None)
     private = tempfile.mkdtemp(prefix="prepbench-connect-")  # 0700: the raw values, gone once the server is up
     conf_file = Path(private) / "server.properties"
+    conf = session.with_event_log(conf, log_dir.parent / session.EVENT_LOGS / engine)
     fd = os.open(conf_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         for key, value in properties(conf, grpc_port, ui_port).items():

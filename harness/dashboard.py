@@ -1,18 +1,18 @@
-"""The published comparison site: run directories in, one static directory out.
+"""The published comparison site: an analysis in, one static directory out.
 
-``index.html`` puts every engine of every case side by side (time, rows/s, cost per million rows, speedup
-against the cheapest CPU engine and the break-even line, GPU activity over the run, GPU memory, energy, the
-operators left unaccelerated, whether outputs agree, the verdict and its reasons) under a sortable summary
-table and inline SVG charts. ``comparison.csv`` and ``comparison.json`` hold the same figures for other tools
-(one CSV row per case and engine), and ``asv/`` is asv's own history site.
+``index.html`` opens with the answer (each engine's time against CPU Spark, the cases it is the cheapest in,
+the GPU side measured or predicted by QualX, the engines that could not run), then a workloads x engines
+map of relative time (where each engine wins, at a glance), the sortable summary table (one row per case,
+its details behind the workload's link), the scaling view (cost per million rows against rows, on log
+axes, with the crossovers named), the charts (bars only for engines that ran; measured and predicted GPU
+speedups against break-even) and the cases side by side. ``comparison.json`` is ``analysis.export`` and
+``comparison.csv`` its rows, so the site, ``bench`` and ``compare`` write one schema; ``asv/`` is asv's own
+history site.
 
-Everything comes from the result model (``results``): the site formats what the model computed and never
-computes a figure itself. Runs from several hosts are shown side by side; cases that pair runs of two
-hosts come from ``compare`` (saved under ``results/comparisons/``). Where one host and profile ran the same
-case twice, the newer finished case is shown: an unfinished case never hides a finished one. The markup
-lives in ``templates/`` (Jinja2, autoescaped); the page is self-contained and offline (inline CSS, JS and
-SVG, nothing fetched), and its content security policy lets only its own script run. The site is built
-next to its destination and swapped in whole.
+Everything comes from ``analysis``: this module lays out what it computed and never computes a figure. The
+markup lives in ``templates/`` (Jinja2, autoescaped); the page is self-contained and offline (inline CSS, JS
+and SVG), and its content security policy lets only its own script run. The site is built next to its
+destination and swapped in whole.
 """
 
 from __future__ import annotations
@@ -27,37 +27,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
 
-from . import records, results
-from .results import Case, EngineResult, Run
+from . import analysis as analysis_, records
+from .analysis import Analysis, Case, EngineResult
 
 RUN_KINDS = ("runs", "smoke")  # where `bench` puts run directories under results/
-COMPARISONS = "comparisons"  # where `compare` saves cases that pair runs of several hosts
-PAIRING_FILE = "runs.json"
 TEMPLATES = Path(__file__).parent / "templates"
-FIELDS = (  # the exported table's columns: one row per case and engine
-    "workload", "family", "scale", "variant", "hosts", "verdict", "verdict_engine", "speedup", "within_noise",
-    "break_even_speedup", "compared_with", "outputs_agree", "engine", "role", "backend", "run", "hostname",
-    "host_profile", "started", "commit", "status", "reason", "samples", "median_s", "min_s", "max_s", "rows",
-    "rows_per_s", "instance", "nodes", "usd_per_hour", "cost_per_mrows_usd", "agrees", "gpu_busy_pct",
-    "gpu_busy_source", "gpu_memory_peak_bytes", "energy_per_mrows_j", "fallback_fraction", "not_accelerated",
-)
-
-
-@dataclass
-class Site:
-    runs: list[Run]
-    cases: list[Case]  # shown, newest first per key
-    missing: list[str]
-    shown_per_run: dict[str, int]
-
-
-# ---------------------------------------------------------------------------------------------- reading
+COLORS = 6  # engine colour classes in site.css
 
 
 def find_runs(results_dir: Path) -> list[Path]:
@@ -66,103 +46,36 @@ def find_runs(results_dir: Path) -> list[Path]:
                   if path.is_dir() and not path.name.startswith("."))
 
 
-def find_comparisons(results_dir: Path) -> list[Path]:
-    return sorted(p for p in (Path(results_dir) / COMPARISONS).glob(f"*/{PAIRING_FILE}"))
-
-
-def collect(run_dirs, comparisons=()) -> Site:
-    """The runs read through the model, each run's own cases and the saved cross-host ones, newest shown."""
-    runs = [results.load(d) for d in run_dirs]
-    missing = [f"{run.info.path}: {m}" for run in runs for m in run.missing]
-    candidates = [(case, [run]) for run in runs for case in results.cases([run])]
-    for pairing in comparisons:
-        paired, problem = _paired_runs(Path(pairing))
-        if problem:
-            missing.append(f"{pairing.parent}: {problem}")
-            continue
-        candidates += [(case, paired) for case in results.cases(paired)  # what only one run has is its own case
-                       if len({e.run.name for e in case.engines}) > 1]
-    newest: dict[tuple, tuple[Case, str]] = {}
-    for case, source in sorted(candidates, key=lambda c: max(r.info.started or "" for r in c[1])):
-        hosts = tuple(sorted(f"{r.info.hostname}/{r.info.profile}" for r in source))
-        key = (hosts, case.key)
-        kept = newest.get(key)
-        if kept is None or case.finished or not kept[0].finished:  # never let an unfinished case hide a finished one
-            newest[key] = (case, source[0].info.name)
-    shown = sorted((c for c, _ in newest.values()), key=lambda c: (c.workload, results.scale_sort(c.scale), c.variant,
-                                                                     c.hosts))
-    per_run = {run.info.name: sum(1 for c in shown if any(e.run.name == run.info.name for e in c.engines)) for run in runs}
-    return Site(runs, shown, missing, per_run)
-
-
-def _paired_runs(pairing: Path) -> tuple[list[Run], str | None]:
-    data = records.read_json(pairing)
-    paths = data.get("runs") if isinstance(data, dict) else None
-    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-        return [], f"{PAIRING_FILE} does not list the run directories it pairs"
-    gone = [p for p in paths if not Path(p).is_dir()]
-    if gone:
-        return [], f"the paired run directories {', '.join(gone)} are gone"
-    return [results.load(Path(p)) for p in paths], None
-
-
-def table(site: Site) -> list[dict]:
-    """The exported rows: one per case and engine, with the case's verdict beside each engine's figures."""
-    rows = []
-    for case in site.cases:
-        for e in case.engines:
-            r = e.record
-            busy, source = r.gpu_busy_pct
-            rows.append({
-                "workload": case.workload, "family": case.family, "scale": case.scale, "variant": case.variant,
-                "hosts": ", ".join(case.hosts), "verdict": case.verdict.verdict, "verdict_engine": case.verdict.engine,
-                "speedup": case.verdict.speedup, "within_noise": case.verdict.within_noise,
-                "break_even_speedup": case.verdict.break_even, "compared_with": case.verdict.compared_with,
-                "outputs_agree": case.outputs_agree, "engine": e.label, "role": e.role, "backend": r.backend,
-                "run": e.run.name, "hostname": e.run.hostname, "host_profile": r.host_profile,
-                "started": e.run.started, "commit": e.run.commit, "status": r.status, "reason": r.reason,
-                "samples": len(r.samples_s), "median_s": r.median_s, "min_s": r.min_s, "max_s": r.max_s,
-                "rows": r.rows, "rows_per_s": r.rows_per_s, "instance": r.price.instance, "nodes": r.price.nodes,
-                "usd_per_hour": r.price.usd_per_hour, "cost_per_mrows_usd": r.cost_per_mrows_usd, "agrees": e.agrees,
-                "gpu_busy_pct": busy, "gpu_busy_source": source if busy is not None else None,
-                "gpu_memory_peak_bytes": r.gpu_metrics.get("memory_peak_bytes"),
-                "energy_per_mrows_j": r.gpu_metrics.get("energy_per_mrows_j"),
-                "fallback_fraction": r.fallback_fraction, "not_accelerated": ", ".join(dict.fromkeys(r.plan.get("other") or [])),
-            })
-    return rows
-
-
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def build(run_dirs, out: Path, asv_results: Path | None = None, comparisons=(), progress=print) -> Path:
-    """Write the site for `run_dirs` (and the saved `comparisons`), with asv's history published from
-    `asv_results` if it has any, to `out`, replacing what was there only once the new site is complete."""
+def build(found: Analysis, out: Path, asv_results: Path | None = None, progress=print) -> Path:
+    """Write the site of an analysis, with asv's history published from `asv_results` if it has any, to `out`,
+    replacing what was there only once the new site is complete."""
     out = Path(out).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
-    site = collect(run_dirs, comparisons)
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.new-"))
+    missing = list(found.missing)
     try:
-        asv_published = _publish_asv(asv_results, work / "asv", site.missing)
-        flat = table(site)
-        (work / "index.html").write_text(page(site, asv_published))
+        asv_published = _publish_asv(asv_results, work / "asv", missing)
+        document = analysis_.export(found)
+        document["missing"] = missing
+        (work / "index.html").write_text(page(found, asv_published, missing))
         with open(work / "comparison.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
+            writer = csv.DictWriter(f, fieldnames=analysis_.CSV_FIELDS)
             writer.writeheader()
-            writer.writerows(flat)
-        export = {"schema": results.SCHEMA, "generated": _now(), "missing": site.missing, "rows": flat,
-                  "runs": [run.info.__dict__ for run in site.runs]}
-        (work / "comparison.json").write_text(json.dumps(export, indent=1, default=str) + "\n")
+            writer.writerows(analysis_.csv_rows(document))
+        (work / "comparison.json").write_text(json.dumps(document, indent=1, default=str) + "\n")
         os.chmod(work, 0o755)  # mkdtemp's directory is private; the site is for publishing
         _swap_in(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     index = out / "index.html"
-    missing = f"; {_count(len(site.missing), 'thing')} missing, listed on the page" if site.missing else ""
+    note = f"; {_count(len(missing), 'thing')} missing, listed on the page" if missing else ""
     (progress or (lambda message: None))(
-        f"comparison site written to {index} ({_count(len(site.cases), 'case')} from {_count(len(site.runs), 'run')}"
-        f"{missing}); open it in a browser, or serve it: python3 -m http.server -d {out}")
+        f"comparison site written to {index} ({_count(len(found.cases), 'case')} from {_count(len(found.runs), 'run')}"
+        f"{note}); open it in a browser, or serve it: python3 -m http.server -d {out}")
     return index
 
 
@@ -203,32 +116,57 @@ def _publish_asv(asv_results: Path | None, html_dir: Path, missing: list[str]) -
 # ---------------------------------------------------------------------------------------------- the page
 
 
-def page(site: Site, asv_published: bool) -> str:
+def page(found: Analysis, asv_published: bool, missing: list[str] | None = None) -> str:
     """index.html, rendered from templates/site.html with autoescaping: every value from the results is text."""
     css, js = (TEMPLATES / "site.css").read_text(), (TEMPLATES / "site.js").read_text()
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     environment.filters.update(sig=_sig, usd=_usd, times=_times, pct=_pct, gib=_gib, date=_date, count=_count,
                                number=_text_num)
-    engines = list(dict.fromkeys(e.label for c in site.cases for e in sorted(c.engines, key=results.role_order)))
-    cases = [_case_view(i, case) for i, case in enumerate(site.cases)]
-    hosts = {r.info.hostname for r in site.runs if r.info.hostname}
+    unavailable = {s.label for s in found.engines if s.unavailable}
+    engines = [s.label for s in found.engines if s.label not in unavailable and (s.ran or s.failed)]
+    cases = [_case_view(i, case) for i, case in enumerate(found.cases)]
+    hosts = {r.info.hostname for r in found.runs if r.info.hostname}
+    colors = {label: f"engine-{i % COLORS}" for i, label in enumerate(engines)}
     return environment.get_template("site.html").render(
         css=css, js=js, csp=f"default-src 'none'; script-src '{_sha256(js)}'; style-src '{_sha256(css)}'; "
                             "img-src data:; base-uri 'none'; form-action 'none'",
-        built=_now(), site=site, cases=cases, engines=engines, hosts=hosts, asv_published=asv_published,
-        charts=_charts(cases, engines), runs=[_run_view(run, site) for run in site.runs])
+        built=_now(), found=found, missing=missing if missing is not None else found.missing, cases=cases,
+        engines=engines, colors=colors, hosts=hosts, asv_published=asv_published, answer=_answer(found),
+        heat=_heat_map(cases, engines), scaling=[_scaling_chart(s, colors) for s in found.scaling],
+        charts=_charts(cases, engines, colors), runs=[_run_view(run, found) for run in found.runs])
+
+
+def _answer(found: Analysis) -> dict:
+    """The opening section's figures, as the analysis computed them."""
+    predicted = [c for c in found.cases if c.prediction and c.prediction.speedup]
+    counts: dict[str, int] = {}
+    for c in found.cases:
+        counts[c.verdict.label] = counts.get(c.verdict.label, 0) + 1
+    speedups = sorted(c.prediction.speedup for c in predicted)
+    coverage = sorted(c.coverage["fraction"] for c in found.cases if c.coverage)
+    evens = sorted({round(c.verdict.break_even, 2) for c in found.cases if c.verdict.break_even})
+    reference = next((c.reference for c in found.cases if c.reference), None)
+    return {
+        "engines": [s for s in found.engines if not s.unavailable and s.role != "gpu" and (s.ran or s.failed)],
+        "gpu_engines": [s for s in found.engines if not s.unavailable and s.role == "gpu" and (s.ran or s.failed)],
+        "unavailable": [s for s in found.engines if s.unavailable], "reference": reference,
+        "gpu_measured": found.gpu_measured, "predicted": len(predicted),
+        "source": predicted[0].prediction.source if predicted else None,
+        "predicted_median": speedups[len(speedups) // 2] if speedups else None,
+        "predicted_range": (speedups[0], speedups[-1]) if speedups else None,
+        "coverage_median": coverage[len(coverage) // 2] if coverage else None, "coverage_cases": len(coverage),
+        "break_even": evens, "verdicts": sorted(counts.items()), "accuracy": found.accuracy,
+    }
 
 
 def _case_view(i: int, case: Case) -> dict:
     """What the page shows of a case: the model's figures, with where each came from."""
-    gpu = case.engine(case.verdict.engine) if case.verdict.verdict == "share" else None
-    gpu = gpu or next((e for e in case.engines if e.role == "gpu" and e.record.ok), None)
-    newest = max((e.run for e in case.engines), key=lambda run: run.started or "")
     return {
-        "i": i, "case": case, "by_label": {e.label: e for e in case.engines}, "gpu": gpu,
-        "judgement": _judgement(case), "newest": newest,
-        "label": f"{case.workload}{' [' + case.variant + ']' if case.variant else ''} @{case.scale} · {', '.join(case.hosts)}",
+        "i": i, "case": case, "by_label": {e.label: e for e in case.engines}, "gpu": case.gpu,
+        "judgement": case.verdict.speedup.judgement(case.verdict.break_even) if case.verdict.speedup else "noise",
+        "newest": case.newest,
+        "label": f"{case.label} @{case.scale} · {', '.join(case.hosts)}",
         "engines": [_engine_view(e, case) for e in case.engines],
     }
 
@@ -243,52 +181,90 @@ def _engine_view(e: EngineResult, case: Case) -> dict:
             "config": sorted((k, v) for k, v in r.config.items() if isinstance(v, dict))}
 
 
-def _run_view(run: Run, site: Site) -> dict:
+def _run_view(run, found: Analysis) -> dict:
     info = run.info
-    return {"info": info, "records": len(run.records), "shown": site.shown_per_run.get(info.name, 0),
+    return {"info": info, "records": len(run.records), "shown": found.shown_per_run.get(info.name, 0),
             "gpus": ", ".join(g.get("name") or "?" for g in info.gpus) or "none", "commit": _commit(info)}
 
 
-def _judgement(case: Case) -> str:
-    """win: beats break-even (or the CPU, with no prices) outside the noise; loss: slower; noise otherwise."""
-    v = case.verdict
-    if v.speedup is None or v.within_noise is not False:
-        return "noise"
-    return "win" if v.speedup >= (v.break_even or 1.0) else "loss"
+_HEAT = ((0.5, "w3"), (0.8, "w2"), (0.95, "w1"), (1.05, "even"), (1.25, "l1"), (2.0, "l2"))
 
 
-def _charts(cases: list[dict], engines: list[str]) -> list[dict]:
-    def by_engine(figure, fmt):
+def _heat_map(cases: list[dict], engines: list[str]) -> dict:
+    """Workloads x engines: each engine's median over the reference's (and QualX's predicted GPU time, as
+    1 / its speedup), in colour classes from much faster (w3) to much slower (l3)."""
+    rows = []
+    for view in cases:
+        case = view["case"]
+        reference = case.reference_result
+        cells = []
+        for label in engines:
+            e = view["by_label"].get(label)
+            if e is None or reference is None or not reference.record.ok:
+                cells.append({"text": "", "cls": "none", "tip": f"{label}: not run"})
+            elif not e.record.ok:
+                word = "not defined" if e.record.status == "undefined" else e.record.status
+                cells.append({"text": "·", "cls": "none", "tip": f"{label}: {word}"})
+            else:
+                ratio = e.record.median_s / reference.record.median_s
+                cells.append({"text": f"{ratio:.2f}", "cls": _heat_class(ratio) + (" differ" if e.agrees is False else ""),
+                              "tip": f"{label}: {e.record.median_s:.3g} s, {ratio:.2f}x {reference.label}'s time"
+                                     + (" (its output DIFFERS)" if e.agrees is False else "")})
+        p = case.prediction
+        if p and p.speedup:
+            cells.append({"text": f"{1 / p.speedup:.2f}", "cls": _heat_class(1 / p.speedup) + " predicted",
+                          "tip": f"GPU predicted by QualX: {p.speedup:.2f}x faster than {case.reference}"})
+        else:
+            cells.append({"text": "", "cls": "none", "tip": f"QualX: {p.reason}" if p else "QualX: not qualified"})
+        rows.append({"view": view, "cells": cells})
+    return {"columns": [*engines, "GPU (QualX)"], "rows": rows}
+
+
+def _heat_class(ratio: float) -> str:
+    return next((cls for limit, cls in _HEAT if ratio < limit), "l3")
+
+
+def _charts(cases: list[dict], engines: list[str], colors: dict[str, str]) -> list[dict]:
+    def by_engine(figure):
         groups = []
         for view in cases:
-            bars = [(label, getattr(view["by_label"][label].record, figure), f"engine-{engines.index(label) % 6}",
-                     view["by_label"][label].record.status) for label in engines if label in view["by_label"]]
-            if any(value for _, value, _, _ in bars):
+            bars = [(label, getattr(view["by_label"][label].record, figure), colors[label])
+                    for label in engines if label in view["by_label"] and view["by_label"][label].record.ok]
+            if bars:
                 groups.append((view["label"], view, bars, None))
         return groups
 
-    speed = [(v["label"], v, [("speedup", v["case"].verdict.speedup, v["judgement"], "n/a")], v["case"].verdict.break_even)
-             for v in cases if (v["case"].verdict.speedup or 0) > 0]
-    legend = [(f"engine-{i % 6}", label) for i, label in enumerate(engines)]
+    speed = []
+    for view in cases:
+        case, bars = view["case"], []
+        measured = case.verdict.speedup if case.verdict.basis == "measured" else None
+        if measured:
+            bars.append((f"measured over {case.verdict.compared_with}", measured.value, view["judgement"]))
+        if case.prediction and case.prediction.speedup:
+            bars.append((f"QualX over {case.reference}", case.prediction.speedup, "predicted"))
+        if bars:
+            speed.append((view["label"], view, bars, case.verdict.break_even))
+    legend = [(colors[label], label) for label in engines]
     return [
-        _figure("rows", "Rows per second by engine (millions; longer is faster)", by_engine("rows_per_s", None),
-                lambda v: _sig(v / 1e6), False, legend, "No times to draw: no run here finished a benchmark."),
-        _figure("cost", "Cost per million rows by engine (US dollars; shorter is cheaper)",
-                by_engine("cost_per_mrows_usd", None), _usd, False, legend,
-                "No costs to draw: costs need prices (the host profile's instances in conf/prices.conf)."),
-        _figure("speedup", "Best GPU engine's speedup over the cheapest CPU engine that agreed (log scale; black "
-                "tick: break-even, dashed: same speed)", speed, _times, True,
-                [("win", "above break-even"), ("loss", "below break-even"), ("noise", "within noise, or noise unknown")],
-                "No speedups to draw: no case here has both a CPU and a GPU result."),
+        _figure("rows", "Rows per second by engine (millions; longer is faster; engines that did not run have no bar)",
+                by_engine("rows_per_s"), lambda v: _sig(v / 1e6), False, legend,
+                "No times to draw: no run here finished a benchmark."),
+        _figure("cost", "Cost per million rows by engine (US dollars; shorter is cheaper)", by_engine("cost_per_mrows_usd"),
+                _usd, False, legend, "No costs to draw: costs need prices (the host profile's instances in conf/prices.conf)."),
+        _figure("speedup", "GPU speedup, measured over the cheapest agreeing CPU engine and predicted by QualX over CPU "
+                "Spark (log scale; black tick: break-even, dashed: same speed)", speed, _times, True,
+                [("win", "measured, above break-even"), ("loss", "measured, below"), ("noise", "measured, within noise"),
+                 ("predicted", "predicted by QualX")],
+                "No GPU speedups to draw: no GPU ran and QualX predicted none (`python -m harness qualify RUN_DIR`)."),
     ]
 
 
 def _figure(name: str, caption: str, groups: list, fmt, log: bool, legend: list, empty: str) -> dict:
-    """Horizontal bars, a group per case: (label, case view, [(series, value, css class, no-value word)],
-    marker); geometry only, the markup is the template's."""
+    """Horizontal bars, a group per case: (label, case view, [(series, value, css class)], marker); geometry
+    only, the markup is the template's."""
     label_w, plot_w, value_w, bar_h, gap, top = 330, 460, 90, 12, 8, 40
     values = [v for _, _, bars, m in groups for v in [*(b[1] for b in bars), m] if v and v > 0]
-    if not groups:
+    if not groups or not values:
         return {"name": name, "caption": caption, "empty": empty}
     if log:
         lo, hi = math.floor(math.log2(min(*values, 0.5))), math.ceil(math.log2(max(*values, 2.0)))
@@ -302,8 +278,8 @@ def _figure(name: str, caption: str, groups: list, fmt, log: bool, legend: list,
     for label, view, bars, marker in groups:
         group = {"label": label, "short": label if len(label) <= 52 else label[:51] + "…",
                  "tip": f"{label}: {_provenance(view['newest'])}", "text_y": y + bar_h * len(bars) / 2 + 4, "bars": []}
-        for series, value, cls, no_value in bars:
-            shown = fmt(value) if value and value > 0 else no_value
+        for series, value, cls in bars:
+            shown = fmt(value) if value and value > 0 else "?"
             width = max(x(value), 1.0) if value and value > 0 else 0
             group["bars"].append({"cls": cls, "y": y, "width": round(width, 1), "text": shown,
                                   "tip": f"{label}, {series}: {shown}"})
@@ -316,6 +292,36 @@ def _figure(name: str, caption: str, groups: list, fmt, log: bool, legend: list,
     return {"name": name, "caption": caption, "legend": legend, "label_w": label_w, "width": label_w + plot_w + value_w,
             "height": height, "bar_h": bar_h, "top": top, "groups": drawn,
             "ticks": [{"x": round(label_w + x(t), 1), "text": f"{t:g}×", "even": t == 1} for t in ticks]}
+
+
+def _scaling_chart(view, colors: dict[str, str]) -> dict:
+    """Cost per million rows against rows, both on log axes, a line per engine; geometry only."""
+    w, h, left, bottom, top, right = 460, 230, 70, 30, 12, 110
+    points = [(p.rows, p.cost_per_mrows_usd) for e in view.engines for p in e.points if p.rows and p.cost_per_mrows_usd]
+    chart = {"view": view, "w": w, "h": h}
+    if len(points) < 2:
+        chart["empty"] = "no costs to draw (prices missing, or fewer than two points)"
+        return chart
+    xs, ys = [math.log10(r) for r, _ in points], [math.log10(c) for _, c in points]
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y0, y1 = math.floor(min(ys)), math.ceil(max(ys)) if math.ceil(max(ys)) > math.floor(min(ys)) else math.floor(min(ys)) + 1
+    px = lambda rows: left + (math.log10(rows) - x0) / (x1 - x0) * (w - left - right)
+    py = lambda usd: top + (y1 - math.log10(usd)) / (y1 - y0) * (h - top - bottom)
+    lines = []
+    for i, engine in enumerate(view.engines):
+        drawn = [(round(px(p.rows), 1), round(py(p.cost_per_mrows_usd), 1), p) for p in engine.points
+                 if p.rows and p.cost_per_mrows_usd]
+        if drawn:
+            lines.append({"label": engine.label, "cls": colors.get(engine.label, f"engine-{i % COLORS}"),
+                          "points": " ".join(f"{x},{y}" for x, y, _ in drawn),
+                          "dots": [{"x": x, "y": y, "tip": f"{engine.label} at {p.scale}: {_usd(p.cost_per_mrows_usd)} "
+                                    f"per million rows, {_sig(p.median_s)} s"} for x, y, p in drawn],
+                          "legend_y": top + 14 * i + 8, "exponent": engine.exponent})
+    rows = sorted({p.rows for e in view.engines for p in e.points if p.rows})
+    chart.update(lines=lines, left=left, right=w - right, top=top, bottom=h - bottom,
+                 xticks=[{"x": round(px(r), 1), "text": f"{r:.0e}".replace("e+0", "e")} for r in rows],
+                 yticks=[{"y": round(py(10 ** e), 1), "text": _usd(10 ** e)} for e in range(y0, y1 + 1)])
+    return chart
 
 
 def _sparkline(gpu: dict) -> dict | None:

@@ -11,6 +11,13 @@ engine's output) and is the same for the same rows in any order:
   its position in the array or vector). The weights tie each value to its row: moving values between rows,
   swapping two groups' results or flipping a sign changes the weighted sum even where plain sums balance.
   Missing values (null or NaN: pandas cannot tell them apart) and infinities are counted exactly.
+* every floating scalar is also tied to **the other floating values of its row**: with two or more floating
+  columns, each column's ``cross`` sum adds its value times a fixed weighted sum of the row's other floating
+  values. Swapping one column's values between two rows changes it unless the rows' other values are equal
+  too, so the check holds where no exact column (and so no row weight) exists, as in a feature query's
+  output, or where rows share their exact values. Floating arrays and vectors in an output without exact
+  columns are tied to their rows by position only: the fingerprint then says so (``weaker``), and outputs
+  small enough are compared row by row anyway.
 
 Floating sums are compared within a tolerance derived from a per-value one, ``Tolerance(rel, abs)``: if
 every value may differ by ``abs + rel * |v|``, a sum of n values may differ by ``n * abs + rel * sum|v|``
@@ -28,7 +35,7 @@ from functools import cache
 
 import numpy as np
 
-VERSION = 2
+VERSION = 3
 ROW_LIMIT = 100_000  # outputs up to this many rows are also compared row by row
 EPSILON = 2.0 ** -52
 PHI = 0.6180339887498949  # spreads positions in an array or vector over the weights
@@ -36,6 +43,11 @@ _WEIGHT_BITS = 0xFFFFF
 _SEP = "\u001f"  # joins the elements of an exact array into one hashed string
 _NULL_ELEMENT = "\u0000"
 _STATS = ("sum", "sum_abs", "sum_sq", "weighted")
+# The cross sum of a floating column c and what bounds its tolerance: R is the weighted sum of the row's other
+# floating values, U the same of their absolute values (see _cross_bound).
+_CROSS = ("cross", "abs_r", "v_u", "abs_vr", "u")
+WEAKER = ("floating arrays or vectors without an exact column are tied to their rows by position only: values "
+          "moved between rows at the same position are not caught above the row-by-row limit")
 _COUNTS = ("count", "missing", "posinf", "neginf")
 
 
@@ -101,11 +113,53 @@ def spark_fingerprint(df) -> dict:
             F.sum(h.bitwiseAND(0xFFFFFFFF)).alias("hash_lo"), F.sum(F.shiftrightunsigned(h, 32)).alias("hash_hi")]
     for column in sorted(c for c in kinds if kinds[c] != "exact"):
         aggs += _spark_float_aggs(F, column, kinds[column], row_weight)
+    scalars = sorted(c for c in kinds if kinds[c] == "float")
+    if len(scalars) >= 2:
+        aggs += _spark_cross_aggs(F, scalars)
     row = normalized.agg(*aggs).first().asDict()
     floats = {c: {"kind": kinds[c], **{stat: _plain(row[f"{stat}:{c}"]) for stat in (*_COUNTS, *_STATS)}}
               for c in sorted(kinds) if kinds[c] != "exact"}
-    return {"version": VERSION, "rows": row["rows"], "exact_columns": exact,
-            "hash_lo": row["hash_lo"] or 0, "hash_hi": row["hash_hi"] or 0, "floats": floats}
+    if len(scalars) >= 2:
+        for c in scalars:
+            floats[c]["cross"] = {stat: _plain(row[f"{stat}:{c}"]) or 0.0 for stat in _CROSS}
+            floats[c]["cross"]["w"] = _cross_weight_total(scalars, c)
+    return _assembled(row["rows"], exact, row["hash_lo"] or 0, row["hash_hi"] or 0, floats)
+
+
+def _assembled(rows: int, exact: list[str], hash_lo: int, hash_hi: int, floats: dict) -> dict:
+    found = {"version": VERSION, "rows": rows, "exact_columns": exact, "hash_lo": hash_lo, "hash_hi": hash_hi,
+             "floats": floats}
+    if not exact and any(f["kind"] != "float" for f in floats.values()):
+        found["weaker"] = WEAKER
+    return found
+
+
+def _cross_weight(index: int) -> float:
+    """The fixed weight in [0.5, 1.5) of the index-th floating scalar column (sorted by name) in a cross sum."""
+    return (index + 1) * PHI % 1.0 + 0.5
+
+
+def _cross_weight_total(scalars: list[str], column: str) -> float:
+    return sum(_cross_weight(i) for i, c in enumerate(scalars) if c != column)
+
+
+def _spark_cross_aggs(F, scalars: list[str]) -> list:
+    """Per floating scalar column c: sum(v_c * R), sum|R|, sum(|v_c| U), sum|v_c R| and sum(U), where R and U are
+    the weighted sums of the row's other floating values and of their absolute values (non-finite ones as 0)."""
+    inf = F.lit(float("inf"))
+    finite = {c: F.coalesce(F.when(~F.isnan(F.col(f"`{c}`")) & (F.col(f"`{c}`") != inf) & (F.col(f"`{c}`") != -inf),
+                                   F.col(f"`{c}`")), F.lit(0.0)) for c in scalars}
+    aggs = []
+    for column in scalars:
+        others = [(i, c) for i, c in enumerate(scalars) if c != column]
+        r = sum((finite[c] * F.lit(_cross_weight(i)) for i, c in others[1:]), finite[others[0][1]] * F.lit(_cross_weight(others[0][0])))
+        u = sum((F.abs(finite[c]) * F.lit(_cross_weight(i)) for i, c in others[1:]),
+                F.abs(finite[others[0][1]]) * F.lit(_cross_weight(others[0][0])))
+        v = finite[column]
+        aggs += [F.sum(v * r).alias(f"cross:{column}"), F.sum(F.abs(r)).alias(f"abs_r:{column}"),
+                 F.sum(F.abs(v) * u).alias(f"v_u:{column}"), F.sum(F.abs(v * r)).alias(f"abs_vr:{column}"),
+                 F.sum(u).alias(f"u:{column}")]
+    return aggs
 
 
 def normalize_spark(df):
@@ -240,10 +294,22 @@ def table_fingerprint(table) -> dict:
         weights = (np.repeat(row_weight, counts) * (positions + 1) * PHI) % 1.0 + 0.5
         floats[column] = {"kind": "floats", **_float_stats(values, weights)}
         floats[column]["missing"] += array.null_count  # a null list counts as missing, as on the Spark side
-    return {"version": VERSION, "rows": rows, "exact_columns": exact,
-            "hash_lo": int((h & np.uint64(0xFFFFFFFF)).astype(np.int64).sum(dtype=np.int64)) if rows else 0,
-            "hash_hi": int((h >> np.uint64(32)).astype(np.int64).sum(dtype=np.int64)) if rows else 0,
-            "floats": floats}
+    scalars = sorted(c for c in kinds if kinds[c] == "float")
+    if len(scalars) >= 2:
+        finite = {}
+        for c in scalars:
+            values = _floats(table.column(c).combine_chunks())
+            finite[c] = np.where(np.isfinite(values), values, 0.0)
+        for column in scalars:
+            r = sum(finite[c] * _cross_weight(i) for i, c in enumerate(scalars) if c != column)
+            u = sum(np.abs(finite[c]) * _cross_weight(i) for i, c in enumerate(scalars) if c != column)
+            v = finite[column]
+            floats[column]["cross"] = {"cross": float((v * r).sum()), "abs_r": float(np.abs(r).sum()),
+                                       "v_u": float((np.abs(v) * u).sum()), "abs_vr": float(np.abs(v * r).sum()),
+                                       "u": float(u.sum()), "w": _cross_weight_total(scalars, column)}
+    return _assembled(rows, exact,
+                      int((h & np.uint64(0xFFFFFFFF)).astype(np.int64).sum(dtype=np.int64)) if rows else 0,
+                      int((h >> np.uint64(32)).astype(np.int64).sum(dtype=np.int64)) if rows else 0, floats)
 
 
 def frame_fingerprint(frame) -> dict:
@@ -429,7 +495,26 @@ def compare(expected: dict, actual: dict, tolerance: Tolerance) -> list[str]:
                                 f"{_gap(a[stat], b[stat])}, allowed {bound:.3g} for rel {tolerance.rel:g}, "
                                 f"abs {tolerance.abs:g} per value)")
                 break
+        else:
+            if "cross" in a and "cross" in b:
+                bound = _cross_bound(a, b, tolerance)
+                if not _within(a["cross"]["cross"], b["cross"]["cross"], bound):
+                    problems.append(f"'{column}': its values are not with the same rows' other floating values: cross "
+                                    f"sum {a['cross']['cross']!r} != {b['cross']['cross']!r} (differs by "
+                                    f"{_gap(a['cross']['cross'], b['cross']['cross'])}, allowed {bound:.3g})")
     return problems
+
+
+def _cross_bound(a: dict, b: dict, tol: Tolerance) -> float:
+    """How far sum(v R) may move if each value moves by at most abs + rel |v| (R = sum of w_k v_k over the row's
+    other floating values, U = sum of w_k |v_k|, W = sum of w_k): per row |v| (abs W + rel U) + (abs + rel |v|) |R|
+    + (abs + rel |v|)(abs W + rel U), summed, plus the rounding of summing in another order."""
+    pick = lambda stat: max(a["cross"][stat], b["cross"][stat])
+    s1, n, w = max(a["sum_abs"] or 0.0, b["sum_abs"] or 0.0), max(a["count"], b["count"]), a["cross"]["w"]
+    s2, s3, s4, s5 = pick("abs_r"), pick("v_u"), pick("abs_vr"), pick("u")
+    ra, rr = tol.abs, tol.rel
+    return (ra * (w * s1 + s2) + rr * (s3 + s4) + n * ra * ra * w + ra * rr * (s5 + w * s1) + rr * rr * s3
+            + 2 * n * EPSILON * s4)
 
 
 def _bound(stat: str, a: dict, b: dict, tol: Tolerance) -> float:

@@ -1,37 +1,51 @@
-"""The text summary of a run, and what should make a run's command fail: both read the result model alone.
+"""The text summary of an analysis, and what should make a run's command fail: both render ``analysis`` alone.
 
-Every figure comes from ``results`` (records, cases, verdicts); nothing here touches a live session or
-recomputes a figure.
+The summary opens with the answer for the host (one screen): each engine's time against CPU Spark, the
+cases it is the cheapest in, the GPU side (measured, or predicted by QualX with the plugin's plan coverage
+and the break-even), the engines that could not run here (once each, with why) and where the run's wall time
+went. Then one line per case with the engines as columns, the scaling view where several scales ran, and
+notes: disagreements, failures and what the accelerators did not run. The reasons behind each verdict are in
+``comparison.json`` and on the site. Nothing here recomputes a figure.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
+import statistics
 
-from . import results
-from .results import Case, Run
+from . import analysis as analysis_
+from .analysis import Analysis, Case
+from .verdict import MEASURED, PREDICTED
 
 
-def summary(run_dir: Path) -> str:
-    run = results.load(run_dir)
-    found = results.cases([run])
-    lines = [f"run {run.info.path}"] + _header(run)
-    lines += _records_table(run)
-    lines += [f"note: {n}" for n in dict.fromkeys(_notes(run))]
-    lines += _agreement(found)
-    lines += [f"unreadable record: {name}: {why}" for name, why in run.unreadable]
-    if table := coverage_table(run.coverage):
-        lines.append(table)
-    if table := executed_coverage_table(run):
-        lines.append(table)
-    lines += verdict_table(found)
+def summary(found: Analysis) -> str:
+    lines = []
+    for run in found.runs:
+        lines += _header(run)
+    lines += _answer(found)
+    lines += _timing(found)
+    lines.append("")
+    lines += cases_table(found)
+    if found.scaling:
+        lines += ["", *scaling_table(found)]
+    notes = _notes(found)
+    if notes:
+        lines += ["", *notes]
+    for run in found.runs:
+        if table := coverage_table(run.coverage, brief=True):
+            lines += ["", table]
+    if found.cases:
+        lines += ["", "each verdict's reasons: comparison.json and the site (`python -m harness site`)"]
     return "\n".join(lines) + "\n"
 
 
-def _header(run: Run) -> list[str]:
+def summary_of(run_dir) -> str:
+    return summary(analysis_.analyze_dirs([run_dir]))
+
+
+def _header(run) -> list[str]:
     info = run.info
-    lines = []
+    lines = [f"run {info.path}"]
     if info.state != "unknown":
         versions = ", ".join(f"{name} {v}" for name, v in (("Spark", info.versions.get("spark")),
                                                            ("RAPIDS plugin", info.versions.get("rapids_plugin")),
@@ -51,60 +65,180 @@ def _header(run: Run) -> list[str]:
     return lines
 
 
-def _records_table(run: Run) -> list[str]:
-    header = ("workload", "engine", "scale", "status", "rows", "median s", "M rows/s", "session s", "warm-up s", "n")
-    table = [header]
-    for r in sorted(run.records, key=lambda r: (r.workload, results.scale_sort(r.scale), r.variant,
-                                                 results.ROLES.index(r.role), r.backend != "spark", r.engine)):
-        if r.status == "undefined":
-            continue  # listed once per engine in the notes
-        table.append((r.workload + (f" [{r.variant}]" if r.variant else ""), r.engine, r.scale, r.status,
-                      f"{r.rows:,}" if r.rows else "-", _num(r.median_s, 3),
-                      _num(r.rows_per_s / 1e6 if r.rows_per_s else None, 2), _num(_mean(r.session_start_s), 2),
-                      _num(_mean(r.warmup_s), 2), str(len(r.samples_s))))
-    return _columns(table) if len(table) > 1 else ["no benchmark records in this run"]
-
-
-def _notes(run: Run) -> list[str]:
-    notes = []
-    undefined: dict[str, list[str]] = {}
-    for r in run.records:
-        where = f"{r.workload} under {r.engine} at {r.scale}"
-        if r.status == "skipped":
-            notes.append(f"engine {r.engine} skipped: {r.reason}")
-        elif r.status == "undefined":
-            undefined.setdefault(r.engine, []).append(r.workload)
-        elif r.status in ("running", "interrupted"):
-            notes.append(f"{where}: did not finish ({r.status})")
-        elif r.reason:
-            notes.append(f"{where}: {r.status}: {r.reason}")
-        if r.session.get("mode") == "classic" and r.session.get("why"):
-            notes.append(f"engine {r.engine} ran classic sessions (a JVM per benchmark process): {r.session['why']}")
-        if r.plan.get("source") == "executed plan" and r.plan.get("other"):
-            notes.append(f"{where}: not run by {r.plan.get('accelerator')}: {', '.join(dict.fromkeys(r.plan['other']))}")
-    for engine, names in sorted(undefined.items()):
-        notes.append(f"engine {engine} has no form of {len(names)} workload(s) (not defined, not a failure): "
-                     f"{', '.join(sorted(set(names)))}")
-    return notes
-
-
-def _agreement(found: list[Case]) -> list[str]:
-    lines = []
-    for case in found:
-        compared = [e for e in case.engines if e.agrees is not None]
-        if len(compared) < 2 and case.outputs_agree is not False:
+def _answer(found: Analysis) -> list[str]:
+    """Per engine: the answer at a glance."""
+    if not found.cases:
+        return ["no benchmark records to summarize"]
+    scales = ", ".join(dict.fromkeys(c.scale for c in found.cases))
+    workloads = len({c.label for c in found.cases})
+    lines = [f"the answer ({workloads} workload(s) at {scales}; time ratio: the geometric mean of an engine's median "
+             "over CPU Spark's, over the cases both ran with agreeing outputs; lower is faster):"]
+    ran = [s for s in found.engines if not s.unavailable and s.ran]
+    table = [("engine", "role", "ran", "time vs CPU Spark", "cheapest in", "failed")]
+    for s in ran:
+        if s.role == "gpu":
             continue
-        where = f"{case.workload}{' [' + case.variant + ']' if case.variant else ''} at {case.scale}"
-        if case.outputs_agree:
-            rows = "rows compared one by one" if all(e.record.rows_file for e in compared) else "fingerprints"
-            lines.append(f"agreement: {where}: outputs agree across {', '.join(e.label for e in compared)} ({rows})")
-        else:
-            problems = [f"{e.label} vs {case.reference}: {p}" for e in case.engines if e.agrees is False for p in e.problems]
-            lines.append(f"agreement: {where}: MISMATCH: " + "; ".join(problems))
+        ratio = f"{s.time_ratio:.2f}x ({_faster(s.time_ratio)}, {s.ratio_cases} cases)" if s.time_ratio else (
+            "reference" if s.reference_in else "-")
+        table.append((s.label, s.role, str(s.ran), ratio, str(s.cheapest_in), str(s.failed) if s.failed else ""))
+    lines += ["  " + line for line in _columns(table)]
+    lines += _gpu_side(found)
+    for s in found.engines:
+        if s.unavailable:
+            lines.append(f"  not run here: {s.label} ({s.role}): {_clip(s.unavailable.splitlines()[0], 160)}")
     return lines
 
 
-def coverage_table(coverage: dict) -> str:
+def _faster(ratio: float) -> str:
+    return f"{1 / ratio:.2f}x faster" if ratio < 1 else f"{ratio:.2f}x slower"
+
+
+def _gpu_side(found: Analysis) -> list[str]:
+    """The GPU side: measured where a GPU ran, else QualX's predictions, with plan coverage and break-even."""
+    lines = []
+    measured = [c for c in found.cases if c.verdict.basis == MEASURED]
+    predicted = [c for c in found.cases if c.prediction and c.prediction.speedup]
+    not_predicted = [c for c in found.cases if c.prediction and not c.prediction.speedup]
+    if not found.gpu_measured:
+        lines.append("  GPU: no GPU ran here" + (": its verdicts are predicted by " + predicted[0].prediction.source
+                                                + " from CPU Spark's event log, priced as the GPU instance" if predicted
+                                                else "; no prediction either (`python -m harness fetch-tools`, then "
+                                                     "`python -m harness qualify RUN_DIR`)"))
+    if measured:
+        speedups = [c.verdict.speedup.value for c in measured if c.verdict.speedup]
+        lines.append(f"  GPU measured in {len(measured)} case(s)" + (
+            f": median {statistics.median(speedups):.2f}x the cheapest agreeing CPU engine" if speedups else ""))
+    if predicted:
+        values = [c.prediction.speedup for c in predicted]
+        lines.append(f"  GPU predicted by QualX in {len(predicted)} case(s): median {statistics.median(values):.2f}x CPU "
+                     f"Spark (from {min(values):.2f}x to {max(values):.2f}x)"
+                     + (f"; not predicted in {len(not_predicted)}" if not_predicted else ""))
+    coverage = [c.coverage["fraction"] for c in found.cases if c.coverage]
+    if coverage:
+        lines.append(f"  GPU plan coverage (the RAPIDS plugin's predicted plan): median {statistics.median(coverage):.0%} "
+                     f"of operators, {sum(f >= 0.8 for f in coverage)} of {len(coverage)} case(s) at 80% or more")
+    evens = sorted({round(c.verdict.break_even, 2) for c in found.cases if c.verdict.break_even})
+    if evens:
+        lines.append(f"  break-even: a GPU run must be {' to '.join(f'{e:.2f}x' for e in (evens[0], evens[-1]) if e) if len(evens) > 1 else f'{evens[0]:.2f}x'} "
+                     "faster than the cheapest CPU engine to cost less")
+    counts: dict[str, int] = {}
+    for c in found.cases:
+        counts[c.verdict.label] = counts.get(c.verdict.label, 0) + 1
+    lines.append("  verdicts: " + ", ".join(f"{label} {n}" for label, n in sorted(counts.items())))
+    accuracy = found.accuracy
+    if accuracy.cases:
+        lines.append(f"  QualX against measured GPU runs: median absolute error {accuracy.median_abs_error:.0%} over "
+                     f"{len(accuracy.cases)} case(s); the prediction alone would have given another verdict in "
+                     f"{len(accuracy.wrong_verdicts)}")
+    return lines
+
+
+def _timing(found: Analysis) -> list[str]:
+    lines = []
+    for run in found.runs:
+        timing = analysis_.run_timing(run)
+        if timing is None:
+            continue
+        parts = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timing.parts.items() if seconds >= 0.5)
+        lines.append(f"wall time {timing.wall_s:.0f} s: {parts}")
+        if timing.overhead is not None:
+            lines.append(f"  overhead {timing.overhead:.2f}x: wall time over the benchmarks' own work (warm-up, "
+                         f"fingerprint, instrumented and timed runs: {timing.work_s:.0f} s)")
+    return lines
+
+
+def cases_table(found: Analysis) -> list[str]:
+    """One line per case: each engine's median time, QualX's predicted speedup, the plan coverage, break-even and
+    the verdict with the engine to use."""
+    shown = [c for c in found.cases if any(e.record.status != "undefined" for e in c.engines)]
+    if not shown:
+        return []
+    unavailable = {s.label for s in found.engines if s.unavailable}
+    engines = list(dict.fromkeys(e.label for c in shown for e in c.engines
+                                 if e.record.status != "undefined" and e.label not in unavailable))
+    header = ("workload", "scale", *(f"{e} s" for e in engines), "QualX", "coverage", "break-even", "verdict", "use")
+    table = [header]
+    for case in shown:
+        by_label = {e.label: e.record for e in case.engines}
+        v = case.verdict
+        table.append((case.label, case.scale, *(_cell(by_label.get(e)) for e in engines),
+                      _prediction_cell(case), f"{case.coverage['fraction']:.0%}" if case.coverage else "-",
+                      _num(v.break_even, 2, "x"), v.label, v.engine or "-"))
+    return ["cases (median seconds of the timed runs; QualX: predicted GPU speedup over CPU Spark; coverage: the "
+            "plugin's predicted plan on the GPU):", *_columns(table)]
+
+
+def _prediction_cell(case: Case) -> str:
+    p = case.prediction
+    if p is None:
+        return "-"
+    if not p.speedup:
+        return "n/p"
+    measured = case.measured_speedup
+    return f"{p.speedup:.2f}x" + (f" (meas. {measured:.2f}x)" if measured else "")
+
+
+def scaling_table(found: Analysis) -> list[str]:
+    """Per workload across scales: cost per million rows per engine and scale, the cheapest, the crossovers and
+    each engine's growth exponent (time ~ rows^k)."""
+    lines = ["scaling (cost per million rows by engine and scale; k: time grows as rows^k):"]
+    for view in found.scaling:
+        host = f" on {', '.join(view.hosts)}" if len({tuple(s.hosts) for s in found.scaling}) > 1 else ""
+        lines.append(f"  {view.label}{host}: {view.sentence}")
+        table = [("engine", *view.scales, "k")]
+        for engine in view.engines:
+            by_scale = {p.scale: p for p in engine.points}
+            table.append((engine.label, *(_usd(by_scale[s].cost_per_mrows_usd) if s in by_scale else "-"
+                                          for s in view.scales), _num(engine.exponent, 2)))
+        lines += ["    " + line for line in _columns(table)]
+    return lines
+
+
+def _notes(found: Analysis) -> list[str]:
+    notes = []
+    for case in found.cases:
+        for e in case.engines:
+            r = e.record
+            where = f"{case.label}/{e.label}/{case.scale}"
+            if e.agrees is False:
+                notes.append(f"MISMATCH: {where}: its output differs from {case.reference}'s: {'; '.join(e.problems)}")
+            elif r.status in ("failed", "running", "interrupted"):
+                notes.append(f"{where}: {r.status}" + (f": {_clip(r.reason, 300)}" if r.reason else ""))
+            if r.session.get("mode") == "classic" and r.session.get("why") and r.engine not in {n.split()[1] for n in notes if n.startswith("engine ")}:
+                notes.append(f"engine {r.engine} ran classic sessions (a JVM per benchmark process): {r.session['why']}")
+        weak = [e.label for e in case.engines if (e.record.fingerprint or {}).get("weaker") and not e.record.rows_file]
+        if weak:
+            notes.append(f"{case.label}/{case.scale}: {case.engines[0].record.fingerprint['weaker']}")
+    agreeing = sum(1 for c in found.cases if c.outputs_agree)
+    if agreeing:
+        notes.append(f"agreement: {agreeing} case(s) where every engine's output agrees with the reference's")
+    undefined: dict[str, set] = {}
+    for case in found.cases:
+        for e in case.engines:
+            if e.record.status == "undefined":
+                undefined.setdefault(e.label, set()).add(case.workload)
+    for label, names in sorted(undefined.items()):
+        notes.append(f"engine {label} has no form of {len(names)} workload(s) (not defined, not a failure)")
+    for label, ops in _not_accelerated(found).items():
+        notes.append(f"not run by {label}'s accelerator in the executed plans: {', '.join(ops)}")
+    for run in found.runs:
+        notes += [f"unreadable record: {name}: {why}" for name, why in run.unreadable]
+        qualification = run.qualification
+        if qualification and qualification.get("state") != "ok":
+            notes.append(f"QualX did not predict this run: {qualification.get('reason')}")
+    return list(dict.fromkeys(notes))
+
+
+def _not_accelerated(found: Analysis) -> dict[str, list[str]]:
+    ops: dict[str, dict[str, None]] = {}
+    for case in found.cases:
+        for e in case.engines:
+            if e.record.plan.get("source") == "executed plan" and e.record.plan.get("other"):
+                ops.setdefault(e.label, {}).update(dict.fromkeys(e.record.plan["other"]))
+    return {label: list(found) for label, found in ops.items()}
+
+
+def coverage_table(coverage: dict, brief: bool = False) -> str:
     """The plugin's predicted plan per workload: the share of operators on the GPU, what falls back and why."""
     if not coverage:
         return ""
@@ -120,6 +254,8 @@ def coverage_table(coverage: dict) -> str:
             continue
         lines.append(f"  {name.ljust(width)}  {c['fraction']:>5.0%}  on GPU: {len(c['on_gpu'])}, on CPU: "
                      f"{', '.join(c['on_cpu']) or 'none'}")
+        if brief:
+            continue
         for f in dict.fromkeys(_fallback_line(f) for f in c["fallbacks"] if f["kind"] == "Exec"):
             lines.append(f"  {''.ljust(width)}         ! {f}")
     return "\n".join(lines)
@@ -130,83 +266,28 @@ def _fallback_line(fallback: dict) -> str:
     return f"{fallback['op']}: {_clip(fallback['reason'])}" + (f" (unsupported: {expressions})" if expressions else "")
 
 
-def executed_coverage_table(run: Run) -> str:
-    """Per accelerated engine and workload: the operators that ran natively and why the others did not."""
-    lines = []
-    for engine in dict.fromkeys(r.engine for r in run.records if r.plan.get("source") == "executed plan"):
-        chosen = sorted((r for r in run.records if r.engine == engine and r.plan.get("source") == "executed plan"),
-                        key=lambda r: (r.workload, results.scale_sort(r.scale)))
-        accelerator = chosen[0].plan.get("accelerator") or engine
-        lines.append(f"plan coverage of {engine} ({accelerator}), from the plans that ran:")
-        width = max(len(r.workload) for r in chosen)
-        for r in chosen:
-            share = 1 - (r.fallback_fraction or 0)
-            lines.append(f"  {r.workload.ljust(width)} @{r.scale:<5} {share:>5.0%}  accelerated: {len(r.plan.get('accelerated') or [])}, "
-                         f"not: {', '.join(dict.fromkeys(r.plan.get('other') or [])) or 'none'}")
-            for f in dict.fromkeys(_fallback_line(f) for f in r.plan.get("fallbacks") or []):
-                lines.append(f"  {''.ljust(width)}                ! {f}")
-    return "\n".join(lines)
-
-
-def verdict_table(found: list[Case]) -> list[str]:
-    """Per workload and scale: every engine's time and cost per million rows, the best GPU engine's speedup
-    over the cheapest CPU engine that agreed, break-even, and the verdict with the engine to use."""
-    decided = [c for c in found if c.engines and any(e.record.status != "undefined" for e in c.engines)]
-    if not decided:
-        return []
-    engines = list(dict.fromkeys(e.label for c in decided for e in sorted(c.engines, key=results.role_order)
-                                 if e.record.status != "undefined"))
-    times = [("workload", "scale", *(f"{e} s" for e in engines))]
-    costs = [("workload", "scale", *(f"{e} $/M rows" for e in engines))]
-    verdicts = [("workload", "scale", "vs", "speedup", "break-even", "verdict", "engine")]
-    reasons = []
-    for case in decided:
-        label = case.workload + (f" [{case.variant}]" if case.variant else "")
-        by_label = {e.label: e.record for e in case.engines}
-        times.append((label, case.scale, *(_cell(by_label.get(e), lambda r: _num(r.median_s, 3)) for e in engines)))
-        costs.append((label, case.scale, *(_cell(by_label.get(e), lambda r: _usd(r.cost_per_mrows_usd)) for e in engines)))
-        v = case.verdict
-        verdicts.append((label, case.scale, v.compared_with or "-", _num(v.speedup, 2, "x"), _num(v.break_even, 2, "x"),
-                         v.verdict, v.engine or "-"))
-        reasons += [f"  {label} at {case.scale}: {reason}" for reason in v.reasons]
-    thresholds = decided[0].engines[0].record.thresholds
-    prices = {}
-    for case in decided:
-        for e in case.engines:
-            p = e.record.price
-            prices.setdefault(e.role, f"  {e.role} engines priced as {p.nodes} x {p.instance}: " + (
-                f"${p.usd_per_hour}/h ({p.date}, {p.source})" if p.usd_per_hour is not None else p.missing or "?"))
-    return (["times (median of the timed runs):"] + _columns(times)
-            + ["cost per million rows (nodes x price per hour x median time / rows):"] + _columns(costs)
-            + ["verdicts (should prep share the accelerators, and on which engine?); thresholds: GPU busy at least "
-               f"{thresholds.min_gpu_utilization_pct:g}%, at most {thresholds.max_fallback_fraction:.0%} of the plan off "
-               f"the GPU, GPUs idle and already paid for {thresholds.idle_gpu_fraction:.0%} of the time (prepbench.verdict.*)"]
-            + list(prices.values()) + _columns(verdicts) + ["reasons:"] + reasons)
-
-
-def _cell(record, show) -> str:
-    if record is None:
-        return "-"
-    if record.status == "ok":
-        return show(record)
-    return {"undefined": "n/a"}.get(record.status, record.status)
-
-
-def problems(run_dir: Path) -> list[str]:
+def problems(found: Analysis) -> list[str]:
     """What should make a run's command fail, each with its reason: failed, unfinished or mismatched
-    benchmarks, outputs that differ, unreadable records and set-up failures."""
-    run = results.load(run_dir)
-    bad = [f"{r.workload}/{r.engine}/{r.scale}: {r.status}" + (f": {r.reason}" if r.reason else "")
-           for r in run.records if r.status in ("failed", "running", "interrupted", "mismatch")]
-    for case in results.cases([run]):
+    benchmarks, outputs that differ from the reference's, unreadable records and set-up failures."""
+    bad = []
+    for run in found.runs:
+        bad += [f"{r.workload}/{r.engine}/{r.scale}: {r.status}" + (f": {r.reason}" if r.reason else "")
+                for r in run.records if r.status in ("failed", "running", "interrupted", "mismatch")]
+    for case in found.cases:
         bad += [f"{case.workload}/{case.scale}: {e.label}'s output differs from {case.reference}'s: {'; '.join(e.problems)}"
                 for e in case.engines if e.agrees is False and e.record.status != "mismatch"]
-    bad += [f"unreadable record {name}: {why}" for name, why in run.unreadable]
-    return bad + run.info.problems
+    for run in found.runs:
+        bad += [f"unreadable record {name}: {why}" for name, why in run.unreadable]
+        bad += run.info.problems
+    return bad
 
 
-def _mean(values):
-    return sum(values) / len(values) if values else None
+def _cell(record) -> str:
+    if record is None:
+        return "-"
+    if record.ok:
+        return _num(record.median_s, 3)
+    return {"undefined": "n/a"}.get(record.status, record.status)
 
 
 def _num(value, digits, suffix=""):

@@ -85,6 +85,10 @@ class Monitor:
         stages = [s for s in (self._stage(i) for i in stage_ids) if s and s.get("status") != "SKIPPED"]
         figures = summarize(jobs, stages)
         figures["failed_jobs"] = sum(j["status"] == "FAILED" for j in jobs)
+        # which SQL executions of which application ran the tagged work: QualX's per-query predictions are
+        # matched to a benchmark by these
+        figures["application"] = self._app
+        figures["sql_executions"] = sorted(e["id"] for e in executions if "id" in e)
         return figures, [e.get("planDescription") or "" for e in executions]
 
     def _stage(self, stage_id: int) -> dict | None:

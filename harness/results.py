@@ -1,12 +1,11 @@
-"""The typed result model: records, runs, cases and the comparison, read once and read the same everywhere.
+"""The typed result model: records and runs, read once and read the same everywhere.
 
 A trial writes one ``Record`` per engine x workload x scale (x variant) into its run directory; ``load``
-reads a run directory into a ``Run`` (its ``run.json`` and every record, each checked against the schema),
-and ``cases`` groups the records of one or several runs into ``Case`` objects: the engines that ran one
-workload at one scale, each with its role (``cpu``, ``cpu-native``, ``gpu``), its cost, its speedup against
-every CPU engine, whether its output agrees with the reference engine's, and the case's verdict. asv's track
-benchmarks, the text summary, ``comparison.json`` and the site all read these objects; none of them
-computes a figure of its own.
+reads a run directory into a ``Run``: its ``run.json``, every record (each checked against the schema), the
+plugin's predicted plan coverage (``coverage.json``) and QualX's predictions (``qualification.json``). A
+record's own figures (median, rows per second, cost per million rows, fallback share, GPU activity) are
+properties here, computed in one place; everything across records (cases, agreement, speedups, verdicts,
+summaries) is ``analysis``'s.
 
 A record whose schema is newer than this code's, or that misses a field or has one of the wrong type, is
 listed as unreadable with the reason; it never stops the others from being read.
@@ -19,7 +18,7 @@ import statistics
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from . import cost, fingerprint, records
+from . import cost, records
 from .fingerprint import Tolerance
 
 SCHEMA = 2
@@ -31,7 +30,8 @@ ROLES = ("cpu", "cpu-native", "gpu")
 CPU_ROLES = ("cpu", "cpu-native")
 COVERAGE_FILE = "coverage.json"
 COMPARISON_FILE = "comparison.json"
-NOT_RECORDS = (records.RUN_FILE, COVERAGE_FILE, COMPARISON_FILE)
+QUALIFICATION_FILE = "qualification.json"
+NOT_RECORDS = (records.RUN_FILE, COVERAGE_FILE, COMPARISON_FILE, QUALIFICATION_FILE)
 
 
 class RecordError(ValueError):
@@ -77,6 +77,7 @@ class Record:
     session_start_s: list[float] = field(default_factory=list)  # process start to a ready session, per process
     warmup_s: list[float] = field(default_factory=list)
     instrumented_s: float | None = None
+    fingerprint_s: float | None = None  # the output check (fingerprint and kept rows), outside the timed region
     output_rows: int | None = None
     fingerprint: dict | None = None
     tolerance: Tolerance = field(default_factory=Tolerance)
@@ -190,6 +191,7 @@ _KINDS = {  # field -> (python types, description) for what a reader relies on
     "finished": ((str, type(None)), "text"), "rows": ((int, type(None)), "a whole number"),
     "samples_s": ((list,), "a list of numbers"), "session_start_s": ((list,), "a list of numbers"),
     "warmup_s": ((list,), "a list of numbers"), "instrumented_s": ((int, float, type(None)), "a number"),
+    "fingerprint_s": ((int, float, type(None)), "a number"),
     "output_rows": ((int, type(None)), "a whole number"), "fingerprint": ((dict, type(None)), "an object"),
     "tolerance": ((dict,), "an object"), "rows_file": ((str, type(None)), "text"), "agreement": ((list,), "a list"),
     "price": ((dict,), "an object"), "host_profile": ((str, type(None)), "text"), "thresholds": ((dict,), "an object"),
@@ -268,6 +270,7 @@ class RunInfo:
     overrides: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # set-up failures and what the run could not do
+    timings: dict = field(default_factory=dict)  # where the run's wall time went (bench writes it at the end)
 
     @classmethod
     def read(cls, run_dir: Path) -> tuple["RunInfo", str | None]:
@@ -293,6 +296,7 @@ class RunInfo:
         info.overrides = [o for o in settings.get("overrides") or [] if isinstance(o, str)]
         info.warnings = [w for w in data.get("warnings") or [] if isinstance(w, str)]
         info.problems = [p for p in data.get("problems") or [] if isinstance(p, str)]
+        info.timings = data.get("timings") if isinstance(data.get("timings"), dict) else {}
         return info, None
 
 
@@ -303,6 +307,7 @@ class Run:
     unreadable: list[tuple[str, str]]  # (file name, why)
     coverage: dict  # coverage.json: predicted plan coverage per workload, if measured
     missing: list[str]  # what could not be read, in words
+    qualification: dict = field(default_factory=dict)  # qualification.json: QualX's predictions, if qualified
 
     @property
     def unfinished(self) -> list[Record]:
@@ -330,6 +335,7 @@ def load(run_dir: Path) -> Run:
         except RecordError as err:
             unreadable.append((path.name, str(err)))
     coverage = records.read_json(run_dir / COVERAGE_FILE)
+    qualification = records.read_json(run_dir / QUALIFICATION_FILE)
     missing += [f"record {name} is unreadable: {why}" for name, why in unreadable]
     if info.state == "running":
         missing.append("the run never recorded its end: it was killed, or it is still running")
@@ -339,7 +345,8 @@ def load(run_dir: Path) -> Run:
                 for r in found if r.status not in FINISHED]
     if not found:
         missing.append("no benchmark records in this run")
-    return Run(info, found, unreadable, coverage if isinstance(coverage, dict) else {}, missing)
+    return Run(info, found, unreadable, coverage if isinstance(coverage, dict) else {}, missing,
+               qualification if isinstance(qualification, dict) else {})
 
 
 def latest_run(results_dir: Path) -> Path:
@@ -353,187 +360,8 @@ def latest_run(results_dir: Path) -> Path:
     return runs[-1]
 
 
-# ---------------------------------------------------------------------------------------------- cases
-
-
-@dataclass
-class EngineResult:
-    """One engine's record within a case, with where it ran and how it compares."""
-
-    label: str  # the engine's name, with its host where a case holds two runs of the same engine
-    record: Record
-    run: RunInfo
-    agrees: bool | None = None  # with the case's reference engine; None when not compared
-    problems: list[str] = field(default_factory=list)
-    speedups: dict[str, float] = field(default_factory=dict)  # CPU engine label -> its median / this median
-    within_noise: dict[str, bool | None] = field(default_factory=dict)  # same keys: do the ranges overlap?
-
-    @property
-    def role(self) -> str:
-        return self.record.role
-
-
-@dataclass
-class Case:
-    """The engines that ran one workload at one scale (and variant), compared once."""
-
-    workload: str
-    family: str | None
-    scale: str
-    variant: str
-    engines: list[EngineResult]
-    reference: str | None  # the engine every other output is compared with
-    outputs_agree: bool | None
-    verdict: cost.Verdict
-    predicted: dict | None = None  # the plugin's predicted plan coverage (coverage.json), if measured
-
-    @property
-    def key(self) -> tuple:
-        return self.workload, self.scale, self.variant
-
-    @property
-    def finished(self) -> bool:
-        return all(e.record.status in FINISHED for e in self.engines)
-
-    @property
-    def hosts(self) -> list[str]:
-        return list(dict.fromkeys(e.run.hostname or "unknown host" for e in self.engines))
-
-    def engine(self, label: str) -> EngineResult | None:
-        return next((e for e in self.engines if e.label == label), None)
-
-
-def role_order(result: EngineResult) -> tuple:
-    return ROLES.index(result.role), result.record.backend != "spark", result.label
-
-
-def cases(runs: list[Run]) -> list[Case]:
-    """Every workload x scale x variant of the runs, with all the engines that ran it. Given several runs
-    (say a CPU cluster's and a GPU cluster's), a case pairs their engines; each keeps its own price."""
-    grouped: dict[tuple, list[tuple[Record, RunInfo]]] = {}
-    for run in runs:
-        for record in run.records:
-            grouped.setdefault((record.workload, record.scale, record.variant), []).append((record, run.info))
-    predicted = {name: c for run in runs for name, c in (run.coverage.get("workloads") or {}).items()
-                 if isinstance(c, dict) and "fraction" in c}
-    found = []
-    for (workload, scale, variant), members in sorted(grouped.items(), key=lambda kv: (kv[0][0], scale_sort(kv[0][1]), kv[0][2])):
-        ran = {r.engine for r, _ in members if r.status not in NOT_RUN}
-        members = [(r, info) for r, info in members if r.status not in NOT_RUN or r.engine not in ran]
-        engines_in_case = [r.engine for r, _ in members]  # skipped on one host, run on another: the run stands
-        results = []
-        for record, info in members:
-            twice = engines_in_case.count(record.engine) > 1
-            results.append(EngineResult(f"{record.engine} ({info.hostname or info.name})" if twice else record.engine,
-                                        record, info))
-        results.sort(key=role_order)
-        found.append(_case(workload, scale, variant, results, predicted.get(workload)))
-    return found
-
-
-def _case(workload: str, scale: str, variant: str, results: list[EngineResult], predicted: dict | None) -> Case:
-    finished = [e for e in results if e.record.status == "ok" and e.record.fingerprint]
-    reference = next((e for e in finished if e.role == "cpu" and e.record.backend == "spark"), finished[0] if finished else None)
-    for e in results:
-        if e.record.status == "mismatch":
-            e.agrees = False
-            e.problems = [e.record.reason or "its output differs from another engine's"]
-        elif e is reference:
-            e.agrees = True
-        elif reference and e in finished:
-            tolerance = e.record.tolerance.looser(reference.record.tolerance)
-            e.problems = fingerprint.compare(reference.record.fingerprint, e.record.fingerprint, tolerance)
-            e.problems += _row_problems(reference, e, tolerance) if e.problems else []  # name the rows that differ
-            e.agrees = not e.problems
-    cpus = [e for e in results if e.role in CPU_ROLES and e.record.ok]
-    for e in results:
-        for cpu in cpus:
-            if e.record.ok and e is not cpu:
-                e.speedups[cpu.label] = cpu.record.median_s / e.record.median_s
-                e.within_noise[cpu.label] = noise(cpu.record, e.record)
-    compared = [e.agrees for e in results if e.agrees is not None]
-    agree = None if len(compared) < 2 and not any(a is False for a in compared) else all(compared)
-    options = [_option(e, predicted) for e in results]
-    thresholds = (reference or results[0]).record.thresholds
-    family = next((e.record.family for e in results if e.record.family), None)
-    return Case(workload, family, scale, variant, results, reference.label if reference else None, agree,
-                cost.decide(options, thresholds), predicted)
-
-
-def _row_problems(reference: EngineResult, other: EngineResult, tolerance: Tolerance) -> list[str]:
-    """Compare the saved sorted outputs row by row, when both runs kept them."""
-    import pyarrow.parquet as pq
-
-    files = [Path(e.run.path) / e.record.rows_file for e in (reference, other) if e.record.rows_file]
-    if len(files) < 2 or not all(f.is_file() for f in files):
-        return []
-    try:
-        return fingerprint.compare_rows(pq.read_table(files[0]), pq.read_table(files[1]), tolerance)
-    except (OSError, ValueError) as err:
-        return [f"the saved rows could not be compared: {err}"]
-
-
-def noise(a: Record, b: Record) -> bool | None:
-    """Whether two engines' [min, max] ranges of repeats overlap; unknown with fewer than two repeats each."""
-    if len(a.samples_s) < 2 or len(b.samples_s) < 2:
-        return None
-    return a.min_s <= b.max_s and b.min_s <= a.max_s
-
-
-def _option(e: EngineResult, predicted: dict | None) -> cost.Option:
-    r = e.record
-    busy, busy_source = r.gpu_busy_pct
-    fallback, source = r.fallback_fraction, "executed plan"
-    if fallback is None and r.role == "gpu" and predicted and predicted.get("fraction") is not None:
-        fallback, source = 1 - predicted["fraction"], "predicted plan"
-    return cost.Option(e.label, r.role, r.status, r.reason, tuple(r.samples_s), r.rows, r.price.cluster_usd_per_hour,
-                       r.price.instance, r.price.nodes, r.price.missing, busy, busy_source, fallback, source, e.agrees)
-
-
 def scale_sort(scale: str) -> float:
     try:
         return float(scale)
     except ValueError:
         return math.inf  # "as-is" and other labels after the generated scales
-
-
-# ---------------------------------------------------------------------------------------------- the comparison
-
-
-def comparison_json(runs: list[Run], found: list[Case]) -> dict:
-    """The cases as one JSON document for other tools (comparison.json): written from the model, never read back
-    to compute anything."""
-    return {
-        "schema": SCHEMA,
-        "runs": [asdict(run.info) for run in runs],
-        "missing": [m for run in runs for m in run.missing],
-        "cases": [{
-            "workload": c.workload, "family": c.family, "scale": c.scale, "variant": c.variant,
-            "reference": c.reference, "outputs_agree": c.outputs_agree, "verdict": c.verdict.verdict,
-            "verdict_engine": c.verdict.engine, "speedup": c.verdict.speedup, "within_noise": c.verdict.within_noise,
-            "break_even_speedup": c.verdict.break_even, "compared_with": c.verdict.compared_with,
-            "reasons": c.verdict.reasons,
-            "engines": [{
-                "label": e.label, "engine": e.record.engine, "role": e.role, "backend": e.record.backend,
-                "run": e.run.name, "hostname": e.run.hostname, "host_profile": e.record.host_profile,
-                "status": e.record.status, "reason": e.record.reason, "samples": len(e.record.samples_s),
-                "median_s": e.record.median_s, "min_s": e.record.min_s, "max_s": e.record.max_s,
-                "rows": e.record.rows, "rows_per_s": e.record.rows_per_s, "instance": e.record.price.instance,
-                "nodes": e.record.price.nodes, "usd_per_hour": e.record.price.usd_per_hour,
-                "cost_per_mrows_usd": e.record.cost_per_mrows_usd, "agrees": e.agrees, "problems": e.problems,
-                "speedups": e.speedups, "within_noise": e.within_noise,
-                "gpu_busy_pct": e.record.gpu_busy_pct[0], "gpu_busy_source": e.record.gpu_busy_pct[1],
-                "gpu_memory_peak_bytes": e.record.gpu_metrics.get("memory_peak_bytes"),
-                "energy_per_mrows_j": e.record.gpu_metrics.get("energy_per_mrows_j"),
-                "fallback_fraction": e.record.fallback_fraction,
-                "not_accelerated": e.record.plan.get("other") or [],
-            } for e in c.engines],
-        } for c in found],
-    }
-
-
-def write_comparison(run_dirs: list[Path], out: Path) -> tuple[Path, list[Run], list[Case]]:
-    runs = [load(d) for d in run_dirs]
-    found = cases(runs)
-    records.write_json(out, comparison_json(runs, found))
-    return out, runs, found

@@ -72,8 +72,24 @@ def preflight(engine: str, conf: SparkConf) -> SparkConf:
     for key, value, separator in cluster.additions(conf):
         _append(applied, key, value, separator)
     _append(applied, "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{CONF_DIR / 'log4j2.properties'}", " ")
-    applied.setdefault("spark.redaction.regex", Setting(SECRET_NAMES, ADDED_BY_HARNESS))  # Spark's UI and logs too
+    applied.setdefault("spark.redaction.regex", Setting(REDACTION_REGEX, ADDED_BY_HARNESS))  # Spark's UI and event log too
     return applied
+
+
+EVENT_LOGS = "eventlogs"  # under a run directory: Spark's event log of each engine's application(s)
+# Spark redacts a property in its UI and event log when its key or its value matches spark.redaction.regex:
+# the suite's secret names, and credentials inside a URL (scheme://user:password@host).
+REDACTION_REGEX = SECRET_NAMES + r"|://[^/\s:@]+:[^/\s@]+@"
+
+
+def with_event_log(conf: SparkConf, directory: Path) -> SparkConf:
+    """The configuration with Spark's event log written into `directory` (one file per application), unless
+    the configuration already says where event logs go. QualX's prediction and the profiling tool read it."""
+    if "spark.eventLog.enabled" in conf or "spark.eventLog.dir" in conf:
+        return conf
+    directory.mkdir(parents=True, exist_ok=True)
+    return {**conf, "spark.eventLog.enabled": Setting("true", ADDED_BY_HARNESS),
+            "spark.eventLog.dir": Setting(directory.resolve().as_uri(), ADDED_BY_HARNESS)}
 
 
 def _append(conf: SparkConf, key: str, value: str, separator: str) -> None:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import EngineUnavailable, HarnessError, cost, data, fingerprint, gpu, records, results, services, workloads
+from . import EngineUnavailable, HarnessError, cost, data, gpu, records, results, services, workloads
 from .coverage import first_line
 from .backends import Engine
 from .config import AS_IS, SUITE_PREFIX, RunSettings, redact_text, scale_rows
@@ -125,7 +125,7 @@ class Trial:
         self.record.config = self.engine.recorded(applied)
         self._save("running")
         try:
-            self.session = backend.open(self.engine, applied, settings, services.addresses().get(engine))
+            self.session = backend.open(self.engine, applied, settings, services.addresses().get(engine), self.run_dir)
             self.record.session = self.session.described
             spark = getattr(self.session, "spark", None)
             paths = table_paths(self.workload, scale, settings, spark)
@@ -136,7 +136,9 @@ class Trial:
             self.record.session_start_s.append(time.perf_counter() - began)
             self.record.warmup_s.append(self._force())
             if self.record.fingerprint is None:
+                checked = time.perf_counter()
                 self._fingerprint()
+                self.record.fingerprint_s = time.perf_counter() - checked
             if self.record.instrumented_s is None:
                 self._instrumented_run()
         except Exception as err:
@@ -145,7 +147,7 @@ class Trial:
             if gone:
                 raise HarnessError(self.record.reason) from None
             raise
-        self._check_against_other_engines()
+        self._check_against_the_reference()
         self._save("running")
 
     def _existing(self) -> results.Record | None:
@@ -206,33 +208,30 @@ class Trial:
                 found["energy_per_mrows_j"] = found["energy_j"] / self.record.rows * 1e6
             self.record.gpu_metrics = found
 
-    def _check_against_other_engines(self) -> None:
-        """Compare this output with every other finished engine's for the same case in this run."""
-        agreement = []
+    def _check_against_the_reference(self) -> None:
+        """Compare this output with the run's reference engine's (CPU Spark's, where it already finished) and
+        fail now if it differs: a wrong output is never timed as if it were fine. The reference itself is never
+        flagged, whichever engine ran first; the analysis compares every output with it at the end."""
+        from .analysis import differences, reference_rank
+
+        others = []
         for path in sorted(self.run_dir.glob(f"{self.workload.name}.*.json")):
-            if path == self.path:
-                continue
             try:
-                other = results.Record.from_json(records.read_json(path), path.name)
+                other = results.Record.from_json(records.read_json(path), path.name) if path != self.path else None
             except results.RecordError:
                 continue
-            if (other.workload, other.scale, other.variant) != (self.workload.name, self.scale, self.engine.variant) \
-                    or other.status != "ok" or not other.fingerprint:
-                continue
-            tolerance = self.record.tolerance.looser(other.tolerance)
-            problems = fingerprint.compare(other.fingerprint, self.record.fingerprint, tolerance)
-            if problems and other.rows_file and self.record.rows_file:  # name the rows that differ
-                import pyarrow.parquet as pq
-
-                problems += fingerprint.compare_rows(pq.read_table(self.run_dir / other.rows_file),
-                                                     pq.read_table(self.run_dir / self.record.rows_file), tolerance)
-            agreement.append({"engine": other.engine, "agree": not problems, "problems": problems})
-            if problems:
-                self.record.agreement = agreement
-                reason = f"output differs from the {other.engine} engine's: " + "; ".join(problems)
-                self._close("mismatch", reason)
-                raise OutputMismatch(f"{self.workload.name} at {self.scale} on {self.engine.name}: {reason}")
-        self.record.agreement = agreement
+            if other is not None and (other.workload, other.scale, other.variant) == \
+                    (self.workload.name, self.scale, self.engine.variant) and other.status == "ok" and other.fingerprint:
+                others.append(other)
+        reference = min(others, key=reference_rank, default=None)
+        if reference is None or reference_rank(reference) > reference_rank(self.record):
+            return  # this engine is the reference, or the reference has not run yet
+        problems = differences(reference, self.run_dir, self.record, self.run_dir)
+        self.record.agreement = [{"engine": reference.engine, "agree": not problems, "problems": problems}]
+        if problems:
+            reason = f"output differs from the {reference.engine} engine's: " + "; ".join(problems)
+            self._close("mismatch", reason)
+            raise OutputMismatch(f"{self.workload.name} at {self.scale} on {self.engine.name}: {reason}")
 
     def run_once(self) -> float:
         try:

@@ -1,4 +1,5 @@
-"""The pinned stack, read from ``pyproject.toml``: the Spark version and the jars the engines add to it.
+"""The pinned stack, read from ``pyproject.toml``: the Spark version, the jars the engines add to it, and NVIDIA's
+prediction tools.
 
 The RAPIDS Accelerator's shim loader accepts one exact Spark version per shim, and Comet is built for one
 Spark minor version, so the Spark pin and both jars are written once, in ``pyproject.toml``, and everything
@@ -43,10 +44,19 @@ class JarPin:
 
 
 @dataclass(frozen=True)
+class ToolsPin:
+    """NVIDIA's spark-rapids-tools (QualX), installed in an environment of their own: they pin pyspark<4."""
+
+    package: str
+    version: str
+
+
+@dataclass(frozen=True)
 class Pairing:
     spark: str
     rapids_pin: JarPin
     comet_pin: JarPin
+    tools_pin: ToolsPin
 
     @property
     def rapids(self) -> str:
@@ -77,8 +87,8 @@ def pairing() -> Pairing:
     if len(pins) != 1:
         raise HarnessError("pyproject.toml must pin pyspark with exactly one 'pyspark==X.Y.Z' dependency")
     tables = project["tool"]["prepbench"]
-    return Pairing(spark=pins[0].split("==", 1)[1].strip(),
-                   rapids_pin=JarPin("rapids", **tables["rapids"]), comet_pin=JarPin("comet", **tables["comet"]))
+    return Pairing(spark=pins[0].split("==", 1)[1].strip(), rapids_pin=JarPin("rapids", **tables["rapids"]),
+                   comet_pin=JarPin("comet", **tables["comet"]), tools_pin=ToolsPin(**tables["tools"]))
 
 
 def check_installed_spark() -> str:

@@ -1,5 +1,5 @@
 """A results tree for the site's tests, written by the real writer (``records.new_run``, ``Record.save``,
-``results.write_comparison``) so that it cannot drift from what runs write.
+``analysis.write_comparison``) so that it cannot drift from what runs write.
 
 * ``runs/20261120T100000Z-gpubox``: CPU Spark, Comet and the RAPIDS Accelerator on an L4 host (GPU metrics and
   timelines, an executed plan with a fallback), a case within noise, and a record that is not JSON;
@@ -11,13 +11,13 @@
 
 from pathlib import Path
 
-from harness import records, results
+from harness import analysis, records, results
 from harness.config import RunSettings
 from harness.results import Price, Record
 
 EVIL = "<script>document.title='pwned'</script>"
 M7I, L4 = Price("m7i.xlarge", 0.2016, 1, "2025-05", "catalog"), Price("g6.xlarge", 0.8048, 1, "2025-05", "catalog")
-FP = {"version": 2, "rows": 10, "exact_columns": ["k"], "hash_lo": 1, "hash_hi": 2, "floats": {}}
+FP = {"version": 3, "rows": 10, "exact_columns": ["k"], "hash_lo": 1, "hash_hi": 2, "floats": {}}
 
 
 def _run(root: Path, kind: str, stamp: str, hostname: str, profile: str, gpus: list, commit: str) -> Path:
@@ -66,7 +66,7 @@ def build(root: Path) -> Path:
                  "accelerated": ["GpuProject", "GpuFileGpuScan"], "other": ["BatchEvalPython"],
                  "fallbacks": [{"op": "BatchEvalPython", "reason": "<b>Python UDFs</b> run on the CPU & are not columnar"}]})
     (gpubox / "broken.gpu.1e6.json").write_text("{half a rec")
-    results.write_comparison([gpubox], gpubox / results.COMPARISON_FILE)
+    analysis.write_comparison(analysis.analyze_dirs([gpubox]), gpubox / results.COMPARISON_FILE)
 
     cpubox = _run(root, "runs", "20261121T090000Z", "cpubox", "local", [], "b2c3d4e5f60718293a4b5c6d7e8f9012")
     record(cpubox, "groupby_sum_mean", "cpu", "cpu", [0.30, 0.31, 0.32], M7I)

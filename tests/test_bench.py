@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from harness import REPO_ROOT, results
+from harness import REPO_ROOT, analysis, results
 
 # One per family, a Python UDF, the user SQL example, frame forms for the dataframe engines: the full library
 # runs in `tox -e bench`.
@@ -58,7 +58,7 @@ def test_a_smoke_run_records_every_engine_and_they_agree(smoke):
     assert status[("groupby_sum_mean", "pandas")] == status[("groupby_sum_mean", "dask")] == "ok"
     assert status[("standardize_clip_udf", "dask")] == "undefined"  # a Python UDF has no dataframe form
     assert all(len(r.samples_s) == 1 for r in run.records if r.status == "ok")
-    for case in results.cases([run]):  # every engine that finished agrees with CPU Spark
+    for case in analysis.cases([run]):  # every engine that finished agrees with CPU Spark
         assert case.outputs_agree is not False, (case.workload, [e.problems for e in case.engines])
     summary = (run_dir / "summary.txt").read_text()
     assert "skipped" in summary and summary in done.stdout

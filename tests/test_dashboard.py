@@ -6,11 +6,12 @@ import csv
 import functools
 import http.server
 import json
+import os
 import threading
 
 import pytest
 
-from harness import REPO_ROOT, HarnessError, browser, dashboard
+from harness import REPO_ROOT, HarnessError, analysis, browser, dashboard
 from harness.cli import main
 
 from site_fixture import EVIL, build
@@ -26,11 +27,11 @@ def fixture_root(tmp_path_factory):
 
 
 def collected(root):
-    return dashboard.collect(dashboard.find_runs(root), dashboard.find_comparisons(root))
+    return analysis.analyze_dirs(dashboard.find_runs(root), analysis.find_comparisons(root))
 
 
-def rows_by(site):
-    return {(r["workload"], r["hosts"], r["engine"]): r for r in dashboard.table(site)}
+def rows_by(found):
+    return {(r["workload"], r["hosts"], r["engine"]): r for r in analysis.csv_rows(analysis.export(found))}
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -43,7 +44,7 @@ def test_runs_from_two_hosts_and_their_pairing_become_cases(fixture_root):
     assert ("groupby_sum_mean", ("cpubox", "gpubox")) in keys  # the saved cross-host comparison
     rows = rows_by(site)
     gpu = rows[("groupby_sum_mean", "gpubox", "gpu")]
-    assert (gpu["verdict"], gpu["verdict_engine"], gpu["compared_with"]) == ("keep-on-cpu", "comet", "comet")
+    assert (gpu["verdict"], gpu["verdict_engine"], gpu["compared_with"]) == ("keep-on-cpu (measured)", "comet", "comet")
     assert gpu["speedup"] == pytest.approx(0.31 / 0.104) and gpu["break_even_speedup"] == pytest.approx(0.8048 / 0.2016)
     assert gpu["median_s"] == 0.104 and gpu["cost_per_mrows_usd"] == pytest.approx(0.8048 * 0.104 / 3600)
     assert gpu["gpu_busy_pct"] == 71.2 and gpu["gpu_memory_peak_bytes"] == 3758096384
@@ -68,10 +69,10 @@ def test_an_unfinished_case_never_hides_a_finished_one(tmp_path):
     new = _run(tmp_path, "runs", "20260102T000000Z", "h", "local", [], "c2")
     record(old, "w", "cpu", "cpu", [3.0, 3.0], M7I)
     record(new, "w", "cpu", "cpu", [], M7I, status="running")
-    site = dashboard.collect(dashboard.find_runs(tmp_path))
+    site = analysis.analyze_dirs(dashboard.find_runs(tmp_path))
     assert [e.record.median_s for c in site.cases for e in c.engines] == [3.0]
     record(new, "w", "cpu", "cpu", [1.0, 1.0], M7I)  # now it finished: the newer one wins
-    site = dashboard.collect(dashboard.find_runs(tmp_path))
+    site = analysis.analyze_dirs(dashboard.find_runs(tmp_path))
     assert [e.record.median_s for c in site.cases for e in c.engines] == [1.0]
     assert site.shown_per_run == {old.name: 0, new.name: 1}
 
@@ -80,7 +81,7 @@ def test_an_unfinished_case_never_hides_a_finished_one(tmp_path):
 
 
 def test_every_string_from_the_results_is_escaped(fixture_root, tmp_path):
-    page = dashboard.build(dashboard.find_runs(fixture_root), tmp_path / "site", progress=quiet).read_text()
+    page = dashboard.build(collected(fixture_root), tmp_path / "site", progress=quiet).read_text()
     assert page.count("<script") == 1  # the page's own
     assert "<img" not in page and "<b>Python UDFs" not in page
     assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in page
@@ -94,27 +95,28 @@ def test_the_site_command_writes_the_page_and_the_same_table_as_csv_and_json(fix
     with open(tmp_path / "site" / "comparison.csv", newline="") as f:
         from_csv = list(csv.DictReader(f))
     exported = json.loads((tmp_path / "site" / "comparison.json").read_text())
-    assert list(from_csv[0]) == list(dashboard.FIELDS) == list(exported["rows"][0])
-    assert [(r["workload"], r["engine"]) for r in from_csv] == [(r["workload"], r["engine"]) for r in exported["rows"]]
-    assert EVIL in {r["workload"] for r in from_csv}
-    paired = [r for r in exported["rows"] if r["hosts"] == "cpubox, gpubox"]
+    rows = analysis.csv_rows(exported)
+    assert list(from_csv[0]) == list(analysis.CSV_FIELDS) == list(rows[0])
+    assert [(r["workload"], r["engine"]) for r in from_csv] == [(r["workload"], r["engine"]) for r in rows]
+    assert EVIL in {r["workload"] for r in from_csv} and exported["schema"] == analysis.ANALYSIS_SCHEMA
+    paired = [r for r in rows if r["hosts"] == "cpubox, gpubox"]
     assert {r["engine"] for r in paired} == {"cpu (cpubox)", "cpu (gpubox)", "comet", "gpu"}
     assert not (tmp_path / "site" / "asv").exists()
 
 
 def test_a_failed_build_leaves_the_previous_site_whole(fixture_root, tmp_path, monkeypatch):
     site = tmp_path / "site"
-    dashboard.build(dashboard.find_runs(fixture_root), site, progress=quiet)
+    dashboard.build(collected(fixture_root), site, progress=quiet)
     before = (site / "index.html").read_text()
     monkeypatch.setattr(dashboard, "page", lambda *args: 1 / 0)
     with pytest.raises(ZeroDivisionError):
-        dashboard.build([], site, progress=quiet)
+        dashboard.build(analysis.analyze_dirs([]), site, progress=quiet)
     assert (site / "index.html").read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["site"]  # no half-built directory left beside it
 
 
 def test_no_results_make_a_page_that_says_so(tmp_path):
-    page = dashboard.build(dashboard.find_runs(tmp_path), tmp_path / "site", progress=quiet).read_text()
+    page = dashboard.build(analysis.analyze_dirs(dashboard.find_runs(tmp_path)), tmp_path / "site", progress=quiet).read_text()
     assert "No run directories found." in page and "No results to compare" in page
 
 
@@ -122,7 +124,7 @@ def test_the_committed_runs_with_asv_history(tmp_path):
     """The runs committed under results/ and asv's history, published into the site."""
     results = REPO_ROOT / "results"
     runs = sorted((results / "runs").glob("*"))
-    index = dashboard.build(runs, tmp_path / "site", results / "asv", progress=quiet)
+    index = dashboard.build(analysis.analyze_dirs(runs), tmp_path / "site", results / "asv", progress=quiet)
     page = index.read_text()
     assert (index.parent / "asv" / "index.html").is_file() and 'href="asv/index.html"' in page
     assert "groupby_sum_mean" in page and f"from {len(runs)} runs on" in page
@@ -149,8 +151,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 def site_url(fixture_root, tmp_path_factory):
     """The fixture's site, served by a plain static server, as a reader would get it."""
     site = tmp_path_factory.mktemp("served") / "site"
-    dashboard.build(dashboard.find_runs(fixture_root), site, comparisons=dashboard.find_comparisons(fixture_root),
-                    progress=quiet)
+    dashboard.build(collected(fixture_root), site, progress=quiet)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}/index.html"
@@ -193,18 +194,40 @@ def test_the_summary_table_shows_the_fixture_numbers(page):
     rows = page.execute_script(SUMMARY_JS)
     gpubox = next(r for r in rows if r["Workload"] == "groupby_sum_mean" and r["Host"] == "gpubox")
     assert gpubox == {
-        "Workload": "groupby_sum_mean", "Scale": "1e6", "Verdict": "keep-on-cpu", "Use": "comet",
-        "Speedup": "2.98× GPU faster", "Break-even": "3.99×", "Outputs": "agree", "cpu (cpubox) s": "not run",
-        "cpu (gpubox) s": "not run", "cpu s": "0.468", "comet s": "0.310", "gpu s": "0.104", "GPU busy": "71%",
-        "Host": "gpubox", "Date": "2026-11-20 10:00", "Commit": "a1b2c3d4e5",
+        "Workload": "groupby_sum_mean", "Scale": "1e6", "Verdict": "keep-on-cpu (measured)", "Use": "comet",
+        "Speedup": "2.98× GPU faster", "QualX": "", "Coverage": "", "Break-even": "3.99×", "Outputs": "agree",
+        "GPU busy": "71%", "Host": "gpubox", "Date": "2026-11-20 10:00",
     }
     join = next(r for r in rows if r["Workload"] == "join_medium_inner_int")
-    assert join["Speedup"] == "1.10× within noise" and join["Verdict"] == "keep-on-cpu"
+    assert join["Speedup"] == "1.10× within noise" and join["Verdict"] == "keep-on-cpu (measured)"
     cpubox = next(r for r in rows if r["Workload"] == "groupby_sum_mean" and r["Host"] == "cpubox")
-    assert (cpubox["cpu s"], cpubox["gpu s"], cpubox["Verdict"]) == ("0.310", "skipped", "undecided")
+    assert (cpubox["Coverage"], cpubox["Verdict"]) == ("80%", "undecided")
     paired = next(r for r in rows if r["Host"] == "cpubox, gpubox")
-    assert paired["cpu (cpubox) s"] == "0.310" and paired["Use"] == "cpu (cpubox)"  # as cheap as comet, and first
+    assert paired["Use"] == "cpu (cpubox)"  # as cheap as comet, and first
     assert "laptop: run.json is missing" in page.find_element("id", "missing").text
+
+
+@pytest.mark.browser
+def test_the_first_screen_gives_the_answer_and_the_table_fits_the_window(page, tmp_path):
+    geometry = page.execute_script("""
+        const box = id => document.getElementById(id).getBoundingClientRect();
+        return {answer: box('answer').top, engines: box('engines').bottom, window: window.innerWidth,
+                summary: box('summary').right, heat: box('heat').right};""")
+    assert geometry["answer"] < 400 and geometry["engines"] < 1000  # in the first 1400 x 1000 screen
+    assert geometry["summary"] <= geometry["window"] and geometry["heat"] <= geometry["window"]
+    engines = page.execute_script("return [...document.querySelectorAll('#engines tbody tr')].map("
+                                  "tr => [...tr.cells].map(td => td.innerText.trim()))")
+    assert engines[0][:4] == ["cpu", "cpu", "4", "reference"]
+    comet = next(row for row in engines if row[0] == "comet")
+    assert comet[3] == "0.81× over 2 cases"  # 0.310 s over 0.468 s on gpubox, 0.310 s over 0.310 s paired
+    heat = page.execute_script("return [...document.querySelectorAll('#heat tbody tr')].map(tr => [...tr.cells].map("
+                               "td => [td.innerText.trim(), td.className]))")
+    row = next(r for r in heat if r[0][0].startswith("groupby_sum_mean @1e6 · gpubox"))
+    assert ["0.66", "heat w2"] in row and ["0.22", "heat w3"] in row  # comet and gpu against cpu
+    page.save_screenshot(str(tmp_path / "first-screen.png"))  # look at it: PREPBENCH_SCREENSHOT=path keeps a copy
+    if os.environ.get("PREPBENCH_SCREENSHOT"):
+        page.save_screenshot(os.environ["PREPBENCH_SCREENSHOT"])
+    assert (tmp_path / "first-screen.png").stat().st_size > 10_000
 
 
 @pytest.mark.browser

@@ -141,3 +141,49 @@ def test_the_bound_grows_with_the_values_compared():
 def test_tolerances_must_be_numbers_of_zero_or_more():
     with pytest.raises(ValueError, match="rel must be a number of 0 or more"):
         Tolerance(rel=-1)
+
+
+def _features(rows: int = 200) -> pd.DataFrame:
+    """A feature query's output: floating columns only, no key."""
+    rng = np.random.default_rng(3)
+    return pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows) * 100, "c": rng.random(rows)})
+
+
+def _table(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def test_values_swapped_between_rows_are_caught_without_an_exact_column():
+    """Every plain, squared and weighted sum balances when column a's values of two rows trade places (no exact
+    column gives a row weight); the cross sum ties each value to its row's other floating values."""
+    right = _features()
+    wrong = right.copy()
+    wrong.loc[[5, 17], "a"] = wrong.loc[[17, 5], "a"].to_numpy()
+    expected, actual = table_fingerprint(_table(right)), table_fingerprint(_table(wrong))
+    problems = compare(expected, actual, Tolerance())
+    assert problems and all("cross sum" in p for p in problems) and any("'a'" in p for p in problems)
+    shuffled = right.sample(frac=1.0, random_state=1)  # the same rows in another order: accepted
+    assert compare(expected, table_fingerprint(_table(shuffled)), Tolerance(0, 0)) == []
+
+
+def test_noise_within_the_tolerance_still_passes_the_cross_sum():
+    right = _features()
+    noisy = right * (1 + 1e-12 * np.random.default_rng(9).standard_normal(right.shape))
+    assert compare(table_fingerprint(_table(right)), table_fingerprint(_table(noisy)),
+                   Tolerance(rel=1e-9, abs=1e-12)) == []
+
+
+def test_spark_computes_the_same_cross_sums(spark):
+    frame = _features(50)
+    frame.loc[3, "b"] = float("nan")
+    from_spark = spark_fingerprint(spark.createDataFrame(frame))
+    from_python = table_fingerprint(pa.Table.from_pandas(frame, preserve_index=False))
+    assert compare(from_spark, from_python, Tolerance(1e-12, 1e-12)) == []
+    assert from_spark["floats"]["a"]["cross"]["cross"] == pytest.approx(from_python["floats"]["a"]["cross"]["cross"])
+
+
+def test_an_output_whose_floats_cannot_be_tied_to_rows_says_so():
+    arrays = pa.table({"xs": [[1.0, 2.0], [3.0]]})
+    assert table_fingerprint(arrays)["weaker"].startswith("floating arrays or vectors without an exact column")
+    keyed = pa.table({"k": [1, 2], "xs": [[1.0, 2.0], [3.0]]})
+    assert "weaker" not in table_fingerprint(keyed)

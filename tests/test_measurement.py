@@ -126,31 +126,3 @@ def test_without_a_timing_run_the_track_benchmark_makes_the_one_instrumented_run
     trial._prepared.clear()
     again = Trial(run_dir, "cpu", "groupby_skewed_keys", TINY, settings)  # asv's timing process, later
     assert again.record.spark_metrics == record.spark_metrics  # not instrumented a second time
-
-
-def test_the_comparison_puts_every_engine_side_by_side_with_cost_and_verdict(tmp_path):
-    from test_results import FINGERPRINT, new_run
-
-    run_dir = new_run(tmp_path)
-    records.update_run(run_dir, state="complete")
-    for engine, role, samples, extra in (
-            ("cpu", "cpu", [10.0, 10.5, 11.0], {}),
-            ("comet", "cpu-native", [6.0, 6.2, 6.4], {}),
-            ("gpu", "gpu", [1.0, 1.1, 1.2], {"gpu_metrics": {"available": True, "util_mean_pct": 85.0, "energy_per_mrows_j": 40.0},
-                                              "plan": {"source": "executed plan", "accelerator": "RAPIDS Accelerator",
-                                                       "accelerated": ["GpuHashAggregate"] * 9, "other": ["SortExec"]}})):
-        price = Price("g6.xlarge", 0.8) if role == "gpu" else Price("m7i.xlarge", 0.2)
-        Record(engine=engine, workload="groupby_sum_mean", scale=TINY, status="ok", role=role, samples_s=samples,
-               rows=1_000_000, fingerprint=FINGERPRINT, price=price, **extra).save(run_dir)
-    path, _, _ = results.write_comparison([run_dir], run_dir / results.COMPARISON_FILE)
-    (case,) = json.loads(path.read_text())["cases"]
-    assert (case["verdict"], case["verdict_engine"], case["compared_with"]) == ("share", "gpu", "comet")
-    assert case["speedup"] == pytest.approx(6.2 / 1.1) and case["break_even_speedup"] == pytest.approx(4.0)
-    assert case["within_noise"] is False and case["outputs_agree"] is True
-    engines = {e["label"]: e for e in case["engines"]}
-    assert engines["cpu"]["cost_per_mrows_usd"] == pytest.approx(0.2 * 10.5 / 3600)
-    assert engines["gpu"]["speedups"] == {"cpu": pytest.approx(10.5 / 1.1), "comet": pytest.approx(6.2 / 1.1)}
-    assert engines["gpu"]["fallback_fraction"] == pytest.approx(0.1) and engines["gpu"]["not_accelerated"] == ["SortExec"]
-    text = report.summary(run_dir)
-    assert "groupby_sum_mean  1e4    comet  5.64x    4.00x       share    gpu" in text
-    assert "gpu engines priced as 1 x g6.xlarge: $0.8/h" in text

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness import EngineUnavailable, records, report, results, trial, workloads
+from harness import EngineUnavailable, analysis, records, report, results, trial, workloads
 from harness.trial import OutputMismatch, Trial
 
 from conftest import TINY
@@ -76,7 +76,7 @@ def test_a_workload_an_engine_has_no_form_of_is_not_defined_never_failed(run_dir
     assert read(run_dir, "pandas", "ml_pipeline").status == "undefined"
     with pytest.raises(EngineUnavailable, match="needs eager pandas"):
         Trial(run_dir, "dask", "top2_per_group", TINY, settings)
-    assert report.problems(run_dir) == []
+    assert report.problems(analysis.analyze_dirs([run_dir])) == []
 
 
 def test_a_failing_workload_is_recorded_as_failed_never_timed(run_dir, settings, monkeypatch):
@@ -90,7 +90,7 @@ def test_a_failing_workload_is_recorded_as_failed_never_timed(run_dir, settings,
         Trial(run_dir, "cpu", "groupby_sum_mean", TINY, settings)
     record = read(run_dir, "cpu", "groupby_sum_mean")
     assert record.status == "failed" and record.reason == "ValueError: bad column" and record.samples_s == []
-    assert report.problems(run_dir) == [f"groupby_sum_mean/cpu/{TINY}: failed: ValueError: bad column"]
+    assert report.problems(analysis.analyze_dirs([run_dir])) == [f"groupby_sum_mean/cpu/{TINY}: failed: ValueError: bad column"]
 
 
 def test_an_output_that_differs_from_another_engines_fails_loudly_with_the_rows(run_dir, settings):
@@ -109,7 +109,7 @@ def test_an_output_that_differs_from_another_engines_fails_loudly_with_the_rows(
     record = read(run_dir, "pandas", "groupby_sum_mean")
     assert record.status == "mismatch" and record.samples_s == []
     assert "id3='id0000000042'" in record.reason and "v1_sum=" in record.reason  # the first differing row, named
-    assert f"groupby_sum_mean/pandas/{TINY}: mismatch" in report.problems(run_dir)[0]
+    assert f"groupby_sum_mean/pandas/{TINY}: mismatch" in report.problems(analysis.analyze_dirs([run_dir]))[0]
 
 
 def test_dataframe_engines_agree_with_spark(run_dir, settings):
@@ -117,7 +117,7 @@ def test_dataframe_engines_agree_with_spark(run_dir, settings):
         t = Trial(run_dir, engine, "join_medium_left_str", TINY, settings)
         t.run_once()
         t.finish()
-    (case,) = results.cases([results.load(run_dir)])
+    (case,) = analysis.cases([results.load(run_dir)])
     assert case.outputs_agree and {e.label: e.agrees for e in case.engines} == {"cpu": True, "dask": True, "pandas": True}
     assert read(run_dir, "dask", "join_medium_left_str").session["mode"] == "cluster"
 
@@ -147,6 +147,24 @@ def test_the_summary_tables_every_engine_and_their_agreement(run_dir, settings):
         t.run_once()
         t.finish()
     records.update_run(run_dir, state="complete")
-    text = report.summary(run_dir)
-    assert "agreement: groupby_sum_mean at 1e4: outputs agree across cpu, pandas, comet (rows compared one by one)" in text
+    text = report.summary_of(run_dir)
+    assert "agreement: 1 case(s) where every engine's output agrees with the reference's" in text
     assert "cpu s" in text and "comet s" in text and "pandas s" in text and "undecided" in text
+
+
+def test_a_wrong_output_that_runs_before_the_reference_never_fails_the_reference(run_dir, settings):
+    """--engines pandas,cpu in that order: pandas's wrong output is recorded first; CPU Spark, the reference, runs
+    after it and stays ok, and the analysis flags pandas."""
+    workload = workloads.get("groupby_sum_mean")
+    off_by_one = workloads.Workload(**{**workload.__dict__, "frame": lambda t: workload.frame(t).assign(
+        v1_sum=lambda f: f.v1_sum + (f.id3 == "id0000000042"))})
+    workloads.registry()["groupby_sum_mean"] = off_by_one
+    try:
+        Trial(run_dir, "pandas", "groupby_sum_mean", TINY, settings).finish()
+    finally:
+        workloads.registry()["groupby_sum_mean"] = workload
+    Trial(run_dir, "cpu", "groupby_sum_mean", TINY, settings).finish()
+    assert read(run_dir, "cpu", "groupby_sum_mean").status == "ok"
+    (case,) = analysis.analyze_dirs([run_dir]).cases
+    assert case.reference == "cpu" and case.engine("pandas").agrees is False
+    assert any("pandas's output differs from cpu's" in p for p in report.problems(analysis.analyze_dirs([run_dir])))

@@ -5,7 +5,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from harness import EngineUnavailable, HarnessError, fingerprint, records, results, session, workloads
+from harness import EngineUnavailable, HarnessError, analysis, fingerprint, records, results, session, workloads
 from harness import trial
 from harness.trial import OutputMismatch, Trial
 
@@ -142,7 +142,7 @@ def every_engine(settings, tiny_tables, served):
                 Trial(run_dir, engine, name, TINY, settings).finish()  # its output is what is checked, not its time
             except (EngineUnavailable, OutputMismatch, NotImplementedError):
                 pass  # recorded: not defined, skipped or different; the tests below read the records
-    return {case.workload: case for case in results.cases([results.load(run_dir)])}
+    return {case.workload: case for case in analysis.cases([results.load(run_dir)])}
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))

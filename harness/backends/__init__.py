@@ -14,7 +14,8 @@ What a backend gives a trial (``trial.Trial`` drives it the same way for every e
   what to do; returns the configuration as applied (jars, class paths and options the harness adds);
 * ``service(engine, conf, log_dir)``: what a run starts once per engine (a Spark Connect server, a Dask
   cluster) as a ``services.Service``, which ``bench`` starts, waits for and stops; or None;
-* ``open(engine, conf, settings, address)``: this process's session, a ``Session``.
+* ``open(engine, conf, settings, address, run_dir)``: this process's session, a ``Session`` (a classic Spark
+  session writes its event log under the run directory).
 """
 
 from __future__ import annotations

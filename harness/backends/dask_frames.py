@@ -50,7 +50,7 @@ class DaskBackend:
                                 address=lambda: {"scheduler": address_file.read_text().strip()},
                                 timeout_s=START_TIMEOUT_S, cleanup=lambda: address_file.unlink(missing_ok=True))
 
-    def open(self, engine, conf, settings, address):
+    def open(self, engine, conf, settings, address, run_dir=None):
         return DaskRun(engine, address)
 
 

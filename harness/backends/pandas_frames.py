@@ -44,7 +44,7 @@ class PandasBackend:
     def service(self, engine, conf, log_dir):
         return None  # everything runs in the benchmark process
 
-    def open(self, engine, conf, settings, address):
+    def open(self, engine, conf, settings, address, run_dir=None):
         return PandasRun(engine)
 
 

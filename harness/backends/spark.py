@@ -13,6 +13,7 @@ import atexit
 import gc
 import time
 import uuid
+from pathlib import Path
 
 from .. import HarnessError, coverage, fingerprint, services, session, workloads
 from ..config import RunSettings, SparkConf
@@ -38,7 +39,8 @@ class SparkBackend:
 
         return connect.service(engine.name, conf, log_dir)
 
-    def open(self, engine, conf: SparkConf, settings: RunSettings, address: dict | None):
+    def open(self, engine, conf: SparkConf, settings: RunSettings, address: dict | None, run_dir=None):
+        """This process's session; a classic one writes its event log under `run_dir`, as a run's servers do."""
         began = time.perf_counter()
         if settings.remote:
             spark, described = session.remote(settings.remote), {"mode": "remote", "endpoint": settings.remote}
@@ -53,6 +55,8 @@ class SparkBackend:
         else:
             why = ("--no-connect" if settings.session == "classic" else "no Spark Connect server was started for "
                    "this run (run through `python -m harness bench` to use one)")
+            if run_dir is not None:
+                conf = session.with_event_log(conf, Path(run_dir) / session.EVENT_LOGS / engine.name)
             spark = session.classic(engine.name, conf)
             described, ui = {"mode": "classic", "why": why}, spark.sparkContext.uiWebUrl
         run = SparkRun(spark, Monitor(ui) if ui else None, described, engine)
