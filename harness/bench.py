@@ -24,8 +24,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from . import REPO_ROOT, EngineUnavailable, HarnessError, analysis, dashboard, data, qualx, records, report, results, services, workloads
+from . import session, trial
 from . import smoke as smoke_check
 from .presets import Preset
+from .progress import Progress
 from .backends import Engine
 from .config import AS_IS, RunSettings, scale_rows, warnings
 from .trial import RUN_DIR_ENV
@@ -52,6 +54,55 @@ def check(settings: RunSettings) -> list[str]:
                            "--engines, e.g. --engines gpu --remote sc://host:15002")
     data.check_writable(settings.data_dir)
     return list(dict.fromkeys(found))
+
+
+def unavailable_engines(settings: RunSettings) -> dict[str, str]:
+    """The run's engines that cannot run on this host (no GPU, no jar, no cuDF), each with why; none with --remote,
+    whose endpoint is not this host."""
+    if settings.remote:
+        return {}
+    found = {}
+    for name in settings.engines:
+        engine = Engine.of(name, settings)
+        try:
+            engine.backend_module.preflight(engine)
+        except EngineUnavailable as err:
+            found[name] = str(err)
+    return found
+
+
+def provision(settings: RunSettings, offline: bool, progress=print) -> list[str]:
+    """What this run's engines need fetched, fetched once into the cache (the Comet jar, the plugin jar for plan
+    coverage, NVIDIA's prediction tools for CPU Spark): each that cannot be had is one line saying what to do,
+    and the run goes on without it. Offline, only what is cached is used. Returns what is missing, in words."""
+    from . import jars
+
+    needs = {}
+    for name in settings.engines:
+        conf = Engine.of(name, settings).conf
+        if session.uses_comet(conf):
+            needs.setdefault("comet", []).append(name)
+        if session.uses_plugin(conf):
+            needs.setdefault("rapids", []).append(f"{name}'s plan coverage")
+        if name == qualx.QUALIFIED_ENGINE:
+            needs.setdefault("tools", []).append("QualX's predictions")
+    missing = []
+    for kind, users in needs.items():
+        title = "NVIDIA's qualification tools" if kind == "tools" else f"the {jars.KINDS[kind].title} jar"
+        try:
+            qualx.executable() if kind == "tools" else jars.find(kind)
+            continue
+        except HarnessError as err:
+            if offline:
+                missing.append(f"{title} is not cached (offline): {', '.join(users)} will go without it; "
+                               f"{'`python -m harness fetch-tools`' if kind == 'tools' else '`python -m harness fetch-jars`'} "
+                               "fetches it where there is network")
+                continue
+        try:
+            qualx.fetch(progress) if kind == "tools" else jars.fetch(kind, progress)
+        except (HarnessError, OSError) as err:
+            missing.append(f"could not fetch {title}: {str(err).splitlines()[0]}; {', '.join(users)} will go without it")
+    return missing
 
 
 def prepare_data(settings: RunSettings, progress=print) -> None:
@@ -126,15 +177,26 @@ class Phases:
 
 
 def run(settings: RunSettings, smoke: bool, bench_regex: str | None, asv_args: list[str], with_suite: bool,
-        preset: Preset | None = None, archive: bool = False, progress=print) -> int:
+        preset: Preset | None = None, archive: bool = False, offline: bool = False, progress=print) -> int:
     phases = Phases()
     if preset:
         settings = replace(settings, workloads=preset.workloads, scales=preset.scales)
     with phases.timed("checks"):
         found_warnings = check(settings)
+    with phases.timed("fetching"):
+        found_warnings += provision(settings, offline, progress)
     for warning in found_warnings:
         progress(f"warning: {warning}")
+    unavailable = unavailable_engines(settings)
     run_dir = records.new_run(settings, warnings=found_warnings)
+    for name, reason in unavailable.items():  # recorded once here, not by a benchmark process each
+        count = trial.record_skipped(run_dir, Engine.of(name, settings), settings, reason)
+        progress(f"engine {name} cannot run here ({count} benchmarks recorded as skipped): {reason.splitlines()[0]}")
+    runnable = tuple(e for e in settings.engines if e not in unavailable)
+    if not runnable:
+        records.update_run(run_dir, state="complete", ended=records.now())
+        raise HarnessError("no engine of this run can run here (see above): `python -m harness doctor` says what each needs")
+    settings = replace(settings, engines=runnable)
     if preset:
         records.update_run(run_dir, preset={"name": preset.name, "repeat": preset.repeat, "smoke": preset.smoke,
                                             "passes": [asdict(p) for p in preset.passes]})
@@ -168,7 +230,7 @@ def run(settings: RunSettings, smoke: bool, bench_regex: str | None, asv_args: l
                            services.SERVICES_ENV: json.dumps(addresses)}
                     command = _asv_command(run_dir, smoke or preset is not None, preset, regex, asv_args, number)
                     with phases.timed("benchmarks"):
-                        asv_status = _asv(command, env, progress) or asv_status
+                        asv_status = _asv(command, env, run_dir, expected(chosen), progress) or asv_status
                 state = "complete"
     except (KeyboardInterrupt, Interrupted):
         progress("prepbench: interrupted; the services are stopped and the run is marked interrupted")
@@ -211,21 +273,44 @@ def _asv_command(run_dir: Path, scratch: bool, preset: Preset | None, regex: str
     return command + [a for a in asv_args if a != "--"]
 
 
-def _asv(command: list[str], env: dict, progress) -> int:
-    """Run asv; on Ctrl-C or SIGTERM stop it (it stops its benchmark processes) and re-raise."""
+def expected(settings: RunSettings) -> list[tuple[str, str, str]]:
+    """The benchmarks a pass runs, engine by engine as asv runs them: (engine, workload, scale)."""
+    from .trial import scales
+
+    chosen = workloads.selected(settings.workloads)
+    return [(engine, workload, scale) for engine in settings.engines for workload in chosen
+            for scale in scales(settings) if workloads.get(workload).runs_at(scale)]
+
+
+def _asv(command: list[str], env: dict, run_dir: Path, benchmarks: list[tuple], progress) -> int:
+    """Run asv with its output in the run's log and the run's progress on the console; on Ctrl-C or SIGTERM
+    stop it (it stops its benchmark processes) and re-raise."""
     _ensure_asv_machine(env)
-    progress("prepbench: " + " ".join(command))
-    asv = subprocess.Popen(command, cwd=REPO_ROOT, env=env)
-    try:
-        return asv.wait()
-    except (KeyboardInterrupt, Interrupted):
-        asv.send_signal(signal.SIGINT)
+    log = run_dir / "logs" / "asv.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    progress(f"prepbench: {' '.join(command[1:4])} ... (asv's output: {log})")
+    watcher = Progress(run_dir, benchmarks)
+    with open(log, "a") as sink:
+        sink.write("$ " + " ".join(command) + "\n")
+        sink.flush()
+        asv = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        watcher.start()
         try:
-            asv.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            asv.kill()
-            asv.wait()
-        raise
+            status = asv.wait()
+        except (KeyboardInterrupt, Interrupted):
+            asv.send_signal(signal.SIGINT)
+            try:
+                asv.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                asv.kill()
+                asv.wait()
+            raise
+        finally:
+            watcher.stop()
+    if status != 0 and not watcher.done:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        progress(f"prepbench: asv exited with status {status} before any benchmark ended; the end of {log}:\n{tail}")
+    return status
 
 
 def finish(run_dir: Path, status: int, state: str | None = None, phases: Phases | None = None, progress=print) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 from . import (REPO_ROOT, EngineUnavailable, HarnessError, analysis, bench, browser, bundle, cluster, coverage, dashboard, data,
                jars, keys, presets, qualx, records, report, results, versions, workloads)
 from .backends import Engine
-from .config import RunSettings, engines, merge, redact, scale_rows, warnings
+from .config import RESULTS_DIR, RunSettings, engines, merge, redact, scale_rows, warnings
 from .standalone import StandaloneCluster
 
 SMOKE_SCALE = "1e4"
@@ -32,6 +32,8 @@ def main(argv=None) -> int:
                      "in about five minutes); --scales and --workloads narrow it")
     run.add_argument("--archive", action="store_true", help="also write the run directory as one .tar.gz beside it, "
                      "to take the results off the host (implied by --preset)")
+    run.add_argument("--offline", action="store_true", help="fetch nothing: use only the jars and tools already cached, "
+                     "and say which engines and figures go without")
     run.add_argument("--sweep", action="store_true", help="add the configuration sweep in conf/sweep.conf")
     run.add_argument("--bench", "-b", metavar="REGEX", help="only benchmarks whose name matches (asv --bench)")
     run.add_argument("--with-suite-benchmarks", action="store_true",
@@ -45,7 +47,7 @@ def main(argv=None) -> int:
 
     show = commands.add_parser("summary", help="print the summary of a run (the latest by default)")
     show.add_argument("run_dir", nargs="?", type=Path)
-    show.add_argument("--results-dir", type=Path, default=RunSettings().results_dir)
+    show.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
 
     pair = commands.add_parser("compare", help="cases from runs of several hosts (a CPU cluster's and a GPU cluster's, "
                                "say), each priced as its own host profile; saved for the site")
@@ -165,7 +167,7 @@ def cmd_bench(args) -> int:
     for engine in settings.engines:  # an unreachable master fails here, before asv starts a process per benchmark
         cluster.check_master(Engine.of(engine, settings).conf)
     return bench.run(settings, args.smoke, args.bench, args.asv_args, args.with_suite_benchmarks, preset,
-                     archive=args.archive or preset is not None)
+                     archive=args.archive or preset is not None, offline=args.offline)
 
 
 def cmd_summary(args) -> int:

@@ -29,6 +29,7 @@ from .versions import pairing
 COMMAND_LINE = "command line"
 SUITE_PREFIX = "prepbench."  # the suite's own keys (engine, cost, verdict, sampling): never passed to Spark
 AS_IS = "as-is"  # the scale of a user's own dataset: read as it is, once
+RESULTS_DIR = REPO_ROOT / "results" / "runs"  # where run directories go unless told otherwise
 
 
 class ConfigError(HarnessError):
@@ -238,14 +239,23 @@ def warnings(conf: SparkConf) -> list[str]:
 
 REDACTED = "*********(redacted)"
 # Spark's own rule (spark.redaction.regex, whose default is secret|password|token|access[.]?key), widened to
-# what it misses: Azure's account.key, private and API keys, credentials, SAS tokens, signatures.
+# what it misses: Azure's account.key, private and API keys, credentials, SAS tokens, signatures, encryption keys;
+# and the credential settings of the storage connectors teams use, whose names carry none of those words:
+# WASB's SAS token per container (fs.azure.sas.<container>.<account>...), ABFS's fixed SAS token and OAuth client
+# secret, S3A's per-bucket and encryption keys, GCS's service-account key and refresh token, JDBC's password.
+CREDENTIAL_SETTINGS = (r"fs\.azure\.sas\.|fs\.azure\.account\.oauth2\.client\.secret|fs\.azure\.account\.key|"
+                       r"fs\.s3a\.(bucket\.[^.]+\.)?(access\.key|secret\.key|session\.token|encryption\.key|"
+                       r"server-side-encryption\.key)|fs\.gs\.auth\.(service\.account\.private\.key|client\.secret|"
+                       r"refresh\.token)|\bpassword\b")
 SECRET_NAMES = (r"(?i)secret|passw(or)?d|pwd|token|access[._-]?key|account[._-]?key|private[._-]?key|api[._-]?key|"
-                r"credential|signature|sas[._-]?key|session[._-]?key|auth")
+                r"credential|signature|sas[._-]?key|session[._-]?key|encryption[._-]?key|auth|" + CREDENTIAL_SETTINGS)
 _SECRET_NAME = re.compile(SECRET_NAMES)
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s:@]+):([^/\s@]+)@")
 # name=value or name:value inside a value (JVM options, query strings, comma or JSON lists) with a secret name
 _SECRET_PAIR = re.compile(r"(?P<name>[\w.\-]*(?:" + SECRET_NAMES.removeprefix("(?i)") + r")[\w.\-]*)(?P<sep>\s*[=:]\s*)"
-                          r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;\"'\]}]+)", re.IGNORECASE)
+                          r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;\"'\]}&]+)", re.IGNORECASE)
+# a SAS token's signature (sv=...&sig=...), whatever setting or URL carries it
+_SAS_SIGNATURE = re.compile(r"(?i)(?<![\w.-])(sig=)[^&\s\"',;]+")
 
 
 def redact(key: str, value: str) -> str:
@@ -258,6 +268,7 @@ def redact(key: str, value: str) -> str:
 def redact_text(text: str) -> str:
     """Any text with secrets inside it hidden: `name=value` pairs with a secret-looking name, URL passwords."""
     text = _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{m.group(2)}:{REDACTED}@", str(text))
+    text = _SAS_SIGNATURE.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     return _SECRET_PAIR.sub(lambda m: f"{m.group('name')}{m.group('sep')}{REDACTED}", text)
 
 
@@ -314,7 +325,7 @@ class RunSettings:
     remote: str = ""  # sc://host:port: benchmark this Spark Connect endpoint instead of starting a server
     remote_ui: str = ""  # its monitoring UI (default: port 4040 of its host)
     data_dir: Path | str = field(default_factory=lambda: cache_dir() / "data")  # or a URI: file://, hdfs://, s3a://
-    results_dir: Path = REPO_ROOT / "results" / "runs"
+    results_dir: Path = RESULTS_DIR
 
     ENV = {
         "host": "PREPBENCH_HOST",

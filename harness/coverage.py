@@ -140,7 +140,7 @@ def _explain_one(spark, workload, scale: str, settings: RunSettings, progress) -
             data.ensure(table, rows, settings.seed, settings.data_dir, progress)
         elif table in data.derived_tables():
             data.ensure_derived(table, rows, settings.seed, settings.data_dir, spark, progress)
-    tables = {t: spark.read.parquet(data.table_path(t, rows, settings.seed, settings.data_dir)) for t in workload.tables}
+    tables = workloads.read_tables(spark, {t: data.table_path(t, rows, settings.seed, settings.data_dir) for t in workload.tables})
     with workloads.sql_settings(spark, workload):
         if workload.prepare:
             workload.prepare(spark, tables)

@@ -8,8 +8,10 @@ the local cache; ``python -m harness fetch-jars`` downloads both from Maven Cent
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import sys
 import shutil
 import tempfile
 import urllib.request
@@ -100,11 +102,14 @@ def fetch(kind: str, progress=print) -> Path:
     with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".partial-", delete=False) as part:
         try:
             with urllib.request.urlopen(url, timeout=60) as response:
-                shutil.copyfileobj(response, part, length=1 << 22)
+                _copy_with_progress(response, part, int(response.headers.get("Content-Length") or 0), pin.file_name)
         except OSError as err:
             os.unlink(part.name)
+            if err.errno == errno.ENOSPC:
+                raise HarnessError(f"no space left for {pin.file_name} in {target.parent}: free some, or set "
+                                   "XDG_CACHE_HOME to a disk with room") from None
             raise HarnessError(f"could not download {url}: {err}. On a host without network, copy {pin.file_name} "
-                               f"there and set {KINDS[kind].env} to its path") from err
+                               f"there and set {KINDS[kind].env} to its path") from None
     digest = sha1(Path(part.name))
     if digest != pin.sha1:
         os.unlink(part.name)
@@ -113,6 +118,28 @@ def fetch(kind: str, progress=print) -> Path:
     os.replace(part.name, target)
     progress(f"{KINDS[kind].title} jar verified and cached: {target}")
     return target
+
+
+def _copy_with_progress(source, target, total: int, name: str, out=None) -> None:
+    """Copy a download, showing how much has arrived: a bar rewritten in place on a terminal, a line at each
+    quarter otherwise."""
+    out = out or sys.stdout
+    tty, done, shown = out.isatty(), 0, -1
+    while chunk := source.read(1 << 22):
+        target.write(chunk)
+        done += len(chunk)
+        if not total:
+            continue
+        fraction = done / total
+        if tty:
+            bar = "#" * int(fraction * 30)
+            out.write(f"\r  {name}: [{bar:<30}] {fraction:4.0%} of {total / 2**20:,.0f} MiB")
+        elif int(fraction * 4) > shown:
+            shown = int(fraction * 4)
+            out.write(f"  {name}: {fraction:.0%} of {total / 2**20:,.0f} MiB\n")
+        out.flush()
+    if tty and total:
+        out.write("\n")
 
 
 def sha1(path: Path) -> str:

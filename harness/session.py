@@ -78,8 +78,8 @@ def preflight(engine: str, conf: SparkConf) -> SparkConf:
 
 EVENT_LOGS = "eventlogs"  # under a run directory: Spark's event log of each engine's application(s)
 # Spark redacts a property in its UI and event log when its key or its value matches spark.redaction.regex:
-# the suite's secret names, and credentials inside a URL (scheme://user:password@host).
-REDACTION_REGEX = SECRET_NAMES + r"|://[^/\s:@]+:[^/\s@]+@"
+# the suite's secret names, credentials inside a URL (scheme://user:password@host) and SAS signatures.
+REDACTION_REGEX = SECRET_NAMES + r"|://[^/\s:@]+:[^/\s@]+@|(?<![\w.-])sig="
 
 
 def with_event_log(conf: SparkConf, directory: Path) -> SparkConf:

@@ -107,7 +107,7 @@ class Trial:
         self.run_dir, self.scale, self.settings = Path(run_dir), scale, settings
         self.engine = Engine.of(engine, settings, variant)
         self.path = results.record_path(run_dir, engine, workload, scale, variant)
-        self.record = self._existing() or self._new()
+        self.record = self._existing() or new_record(self.engine, self.workload, scale, settings)
         self.samples: list[float] = []
         backend = self.engine.backend_module
         undefined = backend.form(self.workload)
@@ -157,15 +157,6 @@ class Trial:
             return results.Record.from_json(data_, self.path.name) if data_ else None
         except results.RecordError:
             return None
-
-    def _new(self) -> results.Record:
-        suite = self.engine.suite_conf
-        return results.Record(
-            engine=self.engine.name, workload=self.workload.name, scale=self.scale, role=self.engine.role,
-            backend=self.engine.backend, family=self.workload.family, variant=self.engine.variant, started=records.now(),
-            tolerance=self.workload.tolerance, price=results.Price(**cost.pricing(suite, self.engine.role)),
-            host_profile=self.settings.host, thresholds=cost.Thresholds.from_conf(suite),
-            sql_conf=dict(self.workload.sql_conf), figures={"timed": self.workload.timed} if self.workload.timed else {})
 
     def _force(self) -> float:
         began = time.perf_counter()
@@ -260,6 +251,32 @@ class Trial:
         if status != "running":
             self.record.finished = records.now()
         self.record.save(self.run_dir)
+
+
+def new_record(engine: Engine, workload, scale: str, settings: RunSettings) -> results.Record:
+    """A benchmark's record before it runs: what it is, how it is priced and judged."""
+    suite = engine.suite_conf
+    return results.Record(
+        engine=engine.name, workload=workload.name, scale=scale, role=engine.role, backend=engine.backend,
+        family=workload.family, variant=engine.variant, started=records.now(), tolerance=workload.tolerance,
+        price=results.Price(**cost.pricing(suite, engine.role)), host_profile=settings.host,
+        thresholds=cost.Thresholds.from_conf(suite), sql_conf=dict(workload.sql_conf),
+        figures={"timed": workload.timed} if workload.timed else {})
+
+
+def record_skipped(run_dir: Path, engine: Engine, settings: RunSettings, reason: str) -> int:
+    """An engine that cannot run here, recorded as skipped for every benchmark of the run without starting a
+    benchmark process for any of them (bench leaves it out of asv's parameters); returns how many."""
+    count = 0
+    for name in workloads.selected(settings.workloads):
+        workload = workloads.get(name)
+        for scale in scales(settings):
+            if workload.runs_at(scale):
+                record = new_record(engine, workload, scale, settings)
+                record.status, record.reason, record.finished = "skipped", redact_text(reason), records.now()
+                record.save(run_dir)
+                count += 1
+    return count
 
 
 _prepared: dict[tuple, Trial] = {}

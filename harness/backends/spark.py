@@ -99,7 +99,7 @@ class SparkRun:
         return {k: v for k, v in found.items() if v}
 
     def inputs(self, workload, paths: dict[str, str]) -> dict:
-        return {table: self.spark.read.parquet(path) for table, path in paths.items()}
+        return workloads.read_tables(self.spark, paths)
 
     def prepare(self, workload, tables) -> None:
         self._settings = workloads.sql_settings(self.spark, workload)

@@ -37,6 +37,19 @@ FAMILIES = ("featurize", "shuffle", "join", "handoff", "handoff_read")
 USER_DIR_ENV = "PREPBENCH_WORKLOADS_DIR"
 
 
+class Tables(dict):
+    """A workload's input DataFrames by table name, with the Parquet location each was read from (SQL workloads
+    register them as tables over those files, the way teams' catalogs do)."""
+
+    def __init__(self, frames: dict, paths: dict[str, str]):
+        super().__init__(frames)
+        self.paths = dict(paths)
+
+
+def read_tables(spark, paths: dict[str, str]) -> Tables:
+    return Tables({table: spark.read.parquet(str(path)) for table, path in paths.items()}, {t: str(p) for t, p in paths.items()})
+
+
 def write_noop(df) -> None:
     """Run the whole plan and discard the output: no driver collect, no disk write to time."""
     df.write.format("noop").mode("overwrite").save()

@@ -10,7 +10,9 @@ The file starts with header lines, then holds one or more statements separated b
 
 Exactly one statement returns rows (a SELECT, WITH, VALUES, TABLE or FROM query): that one is timed. The
 statements before it (CREATE VIEW, SET, CACHE ...) run as set-up and those after it (DROP VIEW ...) as
-tear-down, both outside the timed region. The tables are registered as temporary views by name first.
+tear-down, both outside the timed region. The tables are registered first, by name, as tables over their
+Parquet files in the session's catalog (as a team's catalog holds them), so that set-up statements may create
+permanent views over them as well as temporary ones.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def from_sql_file(path: Path) -> Workload:
 
     def prepare(spark, dataframes):
         for name, df in dataframes.items():
-            df.createOrReplaceTempView(name)
+            register(spark, name, df, getattr(dataframes, "paths", {}).get(name))
         for statement in setup:
             spark.sql(statement).collect()
 
@@ -71,6 +73,17 @@ def from_sql_file(path: Path) -> Workload:
                     tolerance=_tolerance(path, header.get("tolerance", [])), prepare=prepare, cleanup=cleanup,
                     timed=f"the statement at line {timed_line}" + (f", after {len(setup)} set-up statement(s)" if setup else "")
                     + (f", before {len(teardown)} tear-down statement(s)" if teardown else ""), source=str(path))
+
+
+def register(spark, name: str, df, path: str | None) -> None:
+    """The table `name` over the Parquet files at `path` in the session catalog (an external table: dropping it
+    never deletes the files), replacing an earlier registration of the name; a temporary view without a path."""
+    if path is None:
+        df.createOrReplaceTempView(name)
+        return
+    spark.sql(f"DROP TABLE IF EXISTS `{name}`").collect()
+    location = path.replace("\\", "\\\\").replace("'", "\\'")
+    spark.sql(f"CREATE TABLE `{name}` USING parquet LOCATION '{location}'").collect()
 
 
 def split_statements(text: str) -> list[tuple[str, int]]:
