@@ -5,7 +5,7 @@ sets them. One process per benchmark: the session opens, the workload warms up, 
 and it runs once instrumented in setup(), outside the timed region; number = 1 so that setup() is not repeated
 between timed calls. `WorkloadsMeasured` tracks the instrumented run's figures beside the times; asv runs it
 after `Workloads` (names sort that way, in the same setup_cache), so it reads the records instead of running
-anything.
+anything; `WorkloadsMeasuredGpu` tracks the GPU figures of the GPU engines only (each track is a process per case).
 """
 
 import math
@@ -57,17 +57,26 @@ def _tracked(figure, unit):
     return track
 
 
-class WorkloadsMeasured(_Cases):
+class _Measured(_Cases):
     def setup(self, run_dir, engine, workload, scale):
         try:
             self.record = trial.measured(run_dir, engine, workload, scale, SETTINGS)
         except EngineUnavailable as skip:
             raise NotImplementedError(str(skip)) from None
 
+
+class WorkloadsMeasured(_Measured):
     track_rows_per_second = _tracked(lambda r: r.rows_per_s, "rows/s")
     track_cost_per_mrows_usd = _tracked(lambda r: r.cost_per_mrows_usd, "USD per 1e6 rows")
-    track_gpu_busy_pct = _tracked(lambda r: r.gpu_busy_pct[0], "%")
-    track_gpu_util_p95_pct = _tracked(lambda r: r.gpu_metrics.get("util_p95_pct"), "%")
-    track_gpu_memory_peak_bytes = _tracked(lambda r: r.gpu_metrics.get("memory_peak_bytes"), "bytes")
-    track_energy_per_mrows_j = _tracked(lambda r: r.gpu_metrics.get("energy_per_mrows_j"), "J per 1e6 rows")
-    track_fallback_pct = _tracked(lambda r: None if r.fallback_fraction is None else 100 * r.fallback_fraction, "%")
+
+
+GPU_ENGINES = [e for e in SETTINGS.engines if config.engine_facts(e)[0] == "gpu"]
+
+if GPU_ENGINES:  # a process per figure and case: only where a GPU engine runs (bench leaves out those that cannot)
+    class WorkloadsMeasuredGpu(_Measured):
+        params = (GPU_ENGINES, workloads.selected(SETTINGS.workloads), trial.scales(SETTINGS))
+        track_gpu_busy_pct = _tracked(lambda r: r.gpu_busy_pct[0], "%")
+        track_gpu_util_p95_pct = _tracked(lambda r: r.gpu_metrics.get("util_p95_pct"), "%")
+        track_gpu_memory_peak_bytes = _tracked(lambda r: r.gpu_metrics.get("memory_peak_bytes"), "bytes")
+        track_energy_per_mrows_j = _tracked(lambda r: r.gpu_metrics.get("energy_per_mrows_j"), "J per 1e6 rows")
+        track_fallback_pct = _tracked(lambda r: None if r.fallback_fraction is None else 100 * r.fallback_fraction, "%")

@@ -120,7 +120,7 @@ def prepare_data(settings: RunSettings, progress=print) -> None:
 def started_services(settings: RunSettings, log_dir: Path, progress=print, phases: "Phases | None" = None):
     """Each engine's service, started together and stopped together; yields engine -> address."""
     phases = phases or Phases()
-    chosen = {}
+    chosen, attached = {}, {}
     if not settings.remote and settings.session == "connect":
         for name in settings.engines:
             engine = Engine.of(name, settings)
@@ -129,8 +129,11 @@ def started_services(settings: RunSettings, log_dir: Path, progress=print, phase
             except EngineUnavailable as err:
                 progress(f"engine {name} cannot run here, nothing to start: {str(err).splitlines()[0]}")
                 continue
-            service = engine.backend_module.service(engine, conf, log_dir)
-            if service is not None:
+            service = engine.backend_module.service(engine, conf, log_dir, settings)
+            if isinstance(service, dict):  # one that already runs (a team's Dask cluster): checked, not started
+                attached[name] = service
+                progress(f"{name}: using the cluster at {service.get('scheduler') or service.get('scheduler_file')}")
+            elif service is not None:
                 chosen[name] = service
     started = []
     try:
@@ -138,7 +141,7 @@ def started_services(settings: RunSettings, log_dir: Path, progress=print, phase
             for name, service in chosen.items():  # from this thread: a service dies with the thread that started it
                 progress(f"starting the {service.name} (log: {service.log})")
                 started.append(service.start())
-            addresses, problems = {}, []
+            addresses, problems = dict(attached), []
             with ThreadPoolExecutor(max_workers=max(1, len(chosen))) as pool:
                 waits = {name: pool.submit(service.wait) for name, service in chosen.items()}
                 for name, waiting in waits.items():

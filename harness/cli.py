@@ -43,6 +43,10 @@ def main(argv=None) -> int:
     run.add_argument("--remote", metavar="sc://HOST:PORT", help="benchmark this Spark Connect endpoint (with one --engines "
                      "naming its configuration) instead of starting a server")
     run.add_argument("--remote-ui", metavar="URL", help="the endpoint's monitoring UI, for metrics (default: port 4040 of its host)")
+    run.add_argument("--dask-scheduler", metavar="tcp://HOST:PORT", help="benchmark the Dask engines on a cluster a team "
+                     "already runs (tls:// with Dask's own TLS configuration) instead of starting one; its workers must "
+                     "read the datasets (--data-dir a shared URI)")
+    run.add_argument("--dask-scheduler-file", metavar="FILE", help="the same, found by the scheduler's file")
     run.add_argument("asv_args", nargs=argparse.REMAINDER, help="after --: passed to `asv run` unchanged")
 
     show = commands.add_parser("summary", help="print the summary of a run (the latest by default)")
@@ -156,6 +160,10 @@ def cmd_bench(args) -> int:
         changes["session"] = "classic"
     if args.remote:
         changes.update(remote=args.remote, remote_ui=args.remote_ui or "")
+    if args.dask_scheduler or args.dask_scheduler_file:
+        if args.dask_scheduler and args.dask_scheduler_file:
+            raise HarnessError("give --dask-scheduler or --dask-scheduler-file, not both")
+        changes["dask_scheduler"] = args.dask_scheduler or str(Path(args.dask_scheduler_file).expanduser().resolve())
     settings = _settings(args, default_scales=SMOKE_SCALE if args.smoke else None, **changes)
     preset = None
     if args.preset:

@@ -44,6 +44,9 @@ LAYOUT_OPTIONS = {
     "executor_cores": ("spark.executor.cores", "N", "cores per executor"),
     "executor_memory": ("spark.executor.memory", "SIZE", "memory per executor, e.g. 8g"),
     "executor_gpus": ("spark.executor.resource.gpu.amount", "N", "GPUs per executor (the plugin uses one)"),
+    "driver_host": ("spark.driver.host", "HOST", "the address of this host that executors on other hosts reach the "
+                    "driver at (a run's Spark Connect server binds its driver there; its gRPC endpoint and UI stay on "
+                    "loopback)"),
 }
 
 

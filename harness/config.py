@@ -324,6 +324,7 @@ class RunSettings:
     session: str = "connect"  # or classic: a Spark session per benchmark process
     remote: str = ""  # sc://host:port: benchmark this Spark Connect endpoint instead of starting a server
     remote_ui: str = ""  # its monitoring UI (default: port 4040 of its host)
+    dask_scheduler: str = ""  # tcp:// or tls://HOST:PORT, or a scheduler file: a Dask cluster a team already runs
     data_dir: Path | str = field(default_factory=lambda: cache_dir() / "data")  # or a URI: file://, hdfs://, s3a://
     results_dir: Path = RESULTS_DIR
 
@@ -338,6 +339,7 @@ class RunSettings:
         "session": "PREPBENCH_SESSION",
         "remote": "PREPBENCH_REMOTE",
         "remote_ui": "PREPBENCH_REMOTE_UI",
+        "dask_scheduler": "PREPBENCH_DASK_SCHEDULER",
         "data_dir": "PREPBENCH_DATA_DIR",
         "results_dir": "PREPBENCH_RESULTS_DIR",
     }
@@ -356,7 +358,13 @@ class RunSettings:
         if self.session not in SESSION_MODES:
             raise ConfigError(f"session mode '{self.session}' must be one of {', '.join(SESSION_MODES)}")
         if self.remote and not re.fullmatch(r"sc://[^/\s:]+(:\d+)?(/.*)?", self.remote):
-            raise ConfigError(f"--remote '{self.remote}' must be a Spark Connect URL such as sc://host:15002")
+            raise ConfigError(f"--remote '{redact_text(self.remote)}' must be a Spark Connect URL such as sc://host:15002")
+        scheduler = self.dask_scheduler
+        if scheduler and "://" in scheduler and not re.fullmatch(r"(tcp|tls|ucx|inproc)://[^/\s]+", scheduler):
+            raise ConfigError(f"--dask-scheduler '{scheduler}' must be an address such as tcp://host:8786 or tls://host:8786")
+        if scheduler and "://" not in scheduler and not Path(scheduler).expanduser().is_file():
+            raise ConfigError(f"--dask-scheduler-file {scheduler}: no such file (the file `dask scheduler "
+                              "--scheduler-file FILE` writes)")
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "RunSettings":
@@ -396,6 +404,7 @@ class RunSettings:
             self.ENV["session"]: self.session,
             self.ENV["remote"]: self.remote,
             self.ENV["remote_ui"]: self.remote_ui,
+            self.ENV["dask_scheduler"]: self.dask_scheduler,
             self.ENV["data_dir"]: str(self.data_dir),
             self.ENV["results_dir"]: str(self.results_dir),
         }
@@ -407,6 +416,7 @@ class RunSettings:
         """The settings as a run records them: every override redacted, never the raw PREPBENCH_CONF."""
         return {"host": self.host, "engines": list(self.engines), "scales": list(self.scales), "seed": self.seed,
                 "workloads": list(self.workloads), "session": self.session, "remote": redact_text(self.remote),
+                "dask_scheduler": redact_text(self.dask_scheduler),
                 "overrides": [redact_override(o) for o in self.overrides]}
 
 

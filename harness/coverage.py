@@ -19,6 +19,7 @@ the others, wrappers and row/column transitions aside.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -152,11 +153,14 @@ def _explain_one(spark, workload, scale: str, settings: RunSettings, progress) -
 
 
 def write(path: Path, settings: RunSettings, scale: str, engine: str = "gpu", progress=print) -> Path:
-    """coverage.json at `path`: the coverage of every workload, or why it could not be measured at all."""
+    """coverage.json at `path`: the coverage of every workload, or why it could not be measured at all, and how
+    long measuring it took (a run's summary accounts for its wall time)."""
+    began = time.perf_counter()
     try:
         payload = {"engine": engine, "scale": scale, "workloads": measure(settings, scale, engine, progress)}
     except EngineUnavailable as err:
         payload = {"engine": engine, "scale": scale, "unavailable": str(err), "workloads": {}}
+    payload["elapsed_s"] = round(time.perf_counter() - began, 3)
     records.write_json(path, payload)
     return path
 

@@ -31,16 +31,17 @@ class Progress(threading.Thread):
         self.out = out or sys.stdout
         self.tty = bool(getattr(self.out, "isatty", lambda: False)())
         self.done: dict[tuple, tuple[str, float]] = {}  # key -> (status, seconds it took, as seen from here)
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self._began = self._last_done = time.perf_counter()
         self._printed_at, self._printed_tenth = self._began, -1
+        self._coverage_seen = (self.run_dir / results.COVERAGE_FILE).exists()  # from an earlier pass
 
     def run(self) -> None:
-        while not self._stop.wait(POLL_S):
+        while not self._stopping.wait(POLL_S):
             self.poll()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         if self.is_alive():
             self.join()
         self.poll()
@@ -50,6 +51,10 @@ class Progress(threading.Thread):
 
     def poll(self) -> None:
         now = time.perf_counter()
+        coverage = records.read_json(self.run_dir / results.COVERAGE_FILE) if not self._coverage_seen else None
+        if coverage is not None:  # asv measures plan coverage before the first benchmark: say where the time went
+            self._coverage_seen = True
+            self._line(f"GPU plan coverage of every workload measured in {coverage.get('elapsed_s', 0):.0f} s")
         for key, record in self._ended().items():
             if key in self.done:
                 continue

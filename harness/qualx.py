@@ -3,10 +3,12 @@ a run's CPU Spark event logs, in an environment of its own.
 
 The tools (PyPI ``spark-rapids-user-tools``, pinned in ``pyproject.toml``) require ``pyspark<4``, so they
 cannot live beside the suite's PySpark 4.1.3: ``python -m harness fetch-tools`` builds a virtual environment
-for them under ``~/.cache/prepbench/tools/`` once (a Python 3.10 to 3.12: theirs), moved into place only when
-complete. By default the tools download a Spark tarball at run time; here they never do: the tools
+for them under ``~/.cache/prepbench/tools/`` once (a Python 3.10 to 3.12: theirs), from the exact versions in
+``conf/tools-requirements.txt``, moved into place only when complete. By default the tools download a Spark tarball at run time; here they never do: the tools
 configuration names, as a class-path dependency, the jars of the PySpark 3.5 they installed beside themselves,
 and their cache folder is an empty directory of the run's.
+
+The tools exit 0 whatever happens (no log, a corrupt one, a failed model), so what they wrote is read instead.
 
 ``qualify(run_dir)`` runs ``spark_rapids qualification --platform onprem`` on the event logs of the run's
 ``cpu`` engine (QualX models CPU Spark applications; Comet's and the GPU's logs are kept for the profiling
@@ -23,6 +25,7 @@ as *not predicted*, with the reason, never as a prediction.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import re
 import shutil
@@ -33,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import HarnessError, cost, records, results
+from . import CONF_DIR, HarnessError, cost, records, results
 from .config import RunSettings
 from .jars import cache_dir
 from .session import EVENT_LOGS
@@ -95,10 +98,8 @@ def fetch(progress=print) -> Path:
         progress(f"setting up {pin.package} {pin.version} for QualX's predictions in {target} (once; about 2 GB)")
         _run([_interpreter(), "-m", "venv", str(partial / "venv")], "create the tools' virtual environment")
         python = str(partial / "venv" / "bin" / "python")
-        _run([python, "-m", "pip", "install", "--progress-bar", "on", f"{pin.package}=={pin.version}"],
+        _run([python, "-m", "pip", "install", "--no-deps", "--progress-bar", "on", "-r", str(lock_file())],
              f"install {pin.package} {pin.version} (is PyPI reachable?)", show=progress is print)
-        frozen = subprocess.run([python, "-m", "pip", "freeze"], capture_output=True, text=True).stdout
-        (partial / "requirements.lock").write_text(frozen)
         spark_jars = _spark_jars(Path(python))
         (partial / CONFIG_FILE).write_text(tools_config(target / "venv", spark_jars.relative_to(partial / "venv")))
         (partial / READY).write_text(f"{pin.package}=={pin.version}\n")
@@ -112,6 +113,16 @@ def fetch(progress=print) -> Path:
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file() and not f.is_symlink())
     progress(f"{pin.package} {pin.version} set up in {time.perf_counter() - began:.0f} s ({size / 2**30:.1f} GiB): {target}")
     return target
+
+
+def lock_file() -> Path:
+    """conf/tools-requirements.txt: the tools and every package they run with, pinned; it must pin the version
+    pyproject.toml names."""
+    pin = pairing().tools_pin
+    path = CONF_DIR / "tools-requirements.txt"
+    if f"{pin.package}=={pin.version}" not in path.read_text().split():
+        raise HarnessError(f"{path} does not pin {pin.package}=={pin.version} (pyproject.toml's): regenerate it")
+    return path
 
 
 def _run(command: list[str], what: str, show: bool = False) -> None:
@@ -162,9 +173,17 @@ def _relink(target: Path) -> None:
 
 
 def version() -> dict:
+    """The tools' version and the model QualX loads for the platform (its file and checksum: the output never
+    names it)."""
     pin = pairing().tools_pin
-    return {"package": pin.package, "version": pin.version, "model": f"{PLATFORM} (QualX's XGBoost model for on-premises "
-            "Spark)", "platform": PLATFORM}
+    found = {"package": pin.package, "version": pin.version, "platform": PLATFORM, "model": PLATFORM}
+    models = sorted((home() / "venv").glob(f"lib/python*/site-packages/spark_rapids_pytools/resources/qualx/models/"
+                                          f"xgboost/{PLATFORM}.json"))
+    if models:
+        with open(models[0], "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        found.update(model=f"{PLATFORM} (XGBoost, {models[0].name}, sha256 {digest[:12]})")
+    return found
 
 
 # ---------------------------------------------------------------------------------------------- a run
@@ -226,7 +245,7 @@ def _qualification(logs: Path, run_dir: Path, progress) -> tuple[Path, str]:
     cache.mkdir()
     command = [str(executable()), "qualification", "--platform", PLATFORM, "--eventlogs", str(logs),
                "--tools_config_file", str(home() / CONFIG_FILE), "--output_folder", str(out / "output")]
-    env = {**os.environ, "RAPIDS_USER_TOOLS_CACHE_FOLDER": str(cache)}
+    env = {**os.environ, "RAPIDS_USER_TOOLS_CACHE_FOLDER": str(cache), "HOME": str(out)}  # its logs stay here
     env.pop("PYSPARK_PYTHON", None)
     env.pop("SPARK_HOME", None)
     log = out / "qualification.log"
@@ -244,7 +263,13 @@ def _qualification(logs: Path, run_dir: Path, progress) -> tuple[Path, str]:
     if downloaded:
         raise QualificationFailed(f"the qualification tool downloaded {downloaded[0].name} although it was given its "
                                   f"Spark jars: its configuration {home() / CONFIG_FILE} was not used")
-    return out / "output", text
+    output = out / "output"
+    if not _find(output, "qualification_summary.csv"):  # the tools exit 0 with nothing qualified, too
+        why = [f"{_get(r, 'Event Log')}: {_get(r, 'Status')}: {_get(r, 'Description')}"
+               for path in _find(output, "status.csv") for r in _rows(path) if _get(r, "Status") != "SUCCESS"]
+        raise QualificationFailed("the qualification tool qualified no application" +
+                                  (f" ({'; '.join(why)[:400]})" if why else f" (its log: {log})"))
+    return output, text
 
 
 def _find(output: Path, name: str) -> list[Path]:

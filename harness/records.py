@@ -26,7 +26,9 @@ from .versions import pairing
 RUN_SCHEMA = 2
 RUN_FILE = "run.json"
 _ENV_PREFIXES = ("PREPBENCH_", "SPARK_", "PYSPARK_", "JAVA_", "RAPIDS_", "COMET_", "CUDA_", "AWS_", "HADOOP_")
-_NOT_RECORDED_ENV = ("PREPBENCH_CONF",)  # recorded parsed and redacted in settings.overrides, never raw
+# PREPBENCH_CONF is recorded parsed and redacted in settings.overrides, never raw; PREPBENCH_SERVICES holds the
+# run's service addresses with their secrets (a token, TLS keys), which are never recorded
+_NOT_RECORDED_ENV = ("PREPBENCH_CONF", "PREPBENCH_SERVICES")
 
 
 def write_json(path: Path, payload: dict) -> None:

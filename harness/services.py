@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,6 +30,14 @@ _PR_SET_PDEATHSIG = 1
 
 class ServiceError(HarnessError):
     """A service did not start; the message ends with the tail of its log."""
+
+
+TOKEN_PREFIX = "pbk_"  # a run's secrets say what they are, so a scan of the results can look for them
+
+
+def new_token() -> str:
+    """A fresh secret for one service of one run."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 def free_port() -> int:

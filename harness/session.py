@@ -88,8 +88,11 @@ def with_event_log(conf: SparkConf, directory: Path) -> SparkConf:
     if "spark.eventLog.enabled" in conf or "spark.eventLog.dir" in conf:
         return conf
     directory.mkdir(parents=True, exist_ok=True)
+    # one file per application, not Spark 4's rolling folder per application: the qualification tool reads a
+    # folder holding several of those as one Databricks log and fails
     return {**conf, "spark.eventLog.enabled": Setting("true", ADDED_BY_HARNESS),
-            "spark.eventLog.dir": Setting(directory.resolve().as_uri(), ADDED_BY_HARNESS)}
+            "spark.eventLog.dir": Setting(directory.resolve().as_uri(), ADDED_BY_HARNESS),
+            "spark.eventLog.rolling.enabled": Setting("false", ADDED_BY_HARNESS)}
 
 
 def _append(conf: SparkConf, key: str, value: str, separator: str) -> None:
@@ -130,6 +133,7 @@ def classic(engine: str, conf: SparkConf, monitored: bool = True, extra_java_opt
         if cluster.is_local(conf):  # a cluster's executors must reach the driver: its own address, not loopback
             properties.update({"spark.driver.bindAddress": "127.0.0.1",
                                "spark.driver.host": properties.get("spark.driver.host", "127.0.0.1")})
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"  # the UI binds here: only this host reads the monitoring API
     for variable in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE"):  # inherited from a Connect client's process
         os.environ.pop(variable, None)
     os.environ["PYSPARK_PYTHON"] = cluster.executor_python(conf)  # this interpreter, unless the conf names one
@@ -154,13 +158,14 @@ def activate(spark):
     return spark
 
 
-def remote(url: str, local_server: bool = False):
-    """A Spark Connect session: a new server-side session of its own, for this process. Against this run's own
-    server on loopback, calls are retried for seconds, not minutes: a server that died fails the benchmark
-    with its reason instead of hanging it (and its exit) for the client's default ten minutes."""
+def remote(url: str, local_server: bool = False, token: str | None = None):
+    """A Spark Connect session: a new server-side session of its own, for this process, presenting `token` (the
+    run's own server's; an endpoint a team runs takes one from its URL or SPARK_CONNECT_AUTHENTICATE_TOKEN).
+    Against this run's own server on loopback, calls are retried for seconds, not minutes: a server that died
+    fails the benchmark with its reason instead of hanging it (and its exit) for the client's default ten minutes."""
     from pyspark.sql import SparkSession
 
-    spark = activate(SparkSession.builder.remote(url).create())
+    spark = activate(SparkSession.builder.remote(f"{url.rstrip('/')}/;token={token}" if token else url).create())
     if local_server:
         from pyspark.sql.connect.client.retries import DefaultPolicy
 

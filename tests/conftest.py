@@ -56,7 +56,7 @@ def served(settings, tmp_path_factory):
 @pytest.fixture(scope="session")
 def spark(served):
     """A Spark Connect session to the CPU engine's server, closed before the server stops."""
-    spark = session.remote(served["cpu"]["url"], local_server=True)
+    spark = session.remote(served["cpu"]["url"], local_server=True, token=served["cpu"]["token"])
     yield spark
     spark.stop()
 

@@ -80,12 +80,43 @@ def test_an_interrupted_run_stops_every_process_and_says_so(settings, tiny_table
 
 def test_remote_benchmarks_an_endpoint_the_run_did_not_start(settings, served, tmp_path):
     endpoint = served["cpu"]
-    running = _bench(["--engines", "cpu", "--remote", endpoint["url"], "--remote-ui", endpoint["ui"]], tmp_path, settings)
+    with_token = f"{endpoint['url']}/;token={endpoint['token']}"  # a team's endpoint takes its token in the URL
+    running = _bench(["--engines", "cpu", "--remote", with_token, "--remote-ui", endpoint["ui"]], tmp_path, settings)
     output, _ = running.communicate(timeout=600)
     assert running.returncode == 0, output[-3000:]
     assert "starting the Spark Connect server" not in output
     record = next(r for r in results.load(results.latest_run(tmp_path)).records if r.engine == "cpu")
-    assert record.status == "ok" and record.session["mode"] == "remote" and record.session["endpoint"] == endpoint["url"]
+    assert record.status == "ok" and record.session["mode"] == "remote"
+    assert record.session["endpoint"].startswith(endpoint["url"]) and endpoint["token"] not in json.dumps(record.to_json())
+    assert endpoint["token"] not in output
     assert record.session["reported"]["spark.master"].startswith("local")  # what the endpoint said about itself
     assert record.spark_metrics.get("jobs", 0) >= 1  # read from the endpoint's monitoring API
     assert _alive(endpoint["pid"])  # not ours to stop
+
+
+def test_the_runs_connect_server_refuses_a_client_without_its_token(served):
+    from pyspark.sql import SparkSession
+
+    url = served["cpu"]["url"]
+    for wrong in (url, f"{url}/;token={services.new_token()}"):
+        with pytest.raises(Exception) as refused:
+            SparkSession.builder.remote(wrong).create().range(3).count()
+        assert "UNAUTHENTICATED" in str(refused.value) or "token" in str(refused.value).lower(), str(refused.value)[:500]
+
+
+def test_the_runs_dask_cluster_refuses_a_client_without_its_credentials(served):
+    from distributed import Client
+
+    from harness.backends import dask_frames
+
+    address = served["dask"]
+    assert address["scheduler"].startswith("tls://127.0.0.1:")
+    with pytest.raises(Exception):  # no certificate: the TLS handshake fails, nothing is submitted
+        Client(address["scheduler"], timeout=5, set_as_default=False)
+    with pytest.raises(Exception):
+        Client(address["scheduler"].replace("tls://", "tcp://"), timeout=5, set_as_default=False)
+    client = dask_frames.connect(address)
+    try:
+        assert client.submit(sum, [1, 2, 3]).result() == 6  # with the run's credentials, work runs
+    finally:
+        client.close()

@@ -1,12 +1,15 @@
 """The NVML sampler's logic against a stand-in for the NVML library (this host has no GPU), and the real
 library's answer here: unavailable, with the reason."""
 
+import ctypes
 import time
 from types import SimpleNamespace
 
+import pynvml
 import pytest
 
 from harness import gpu
+from harness.results import Record
 
 
 class NVMLError(Exception):
@@ -17,19 +20,35 @@ class NVMLError(Exception):
 
 class StandInNVML:
     """pynvml's calls the sampler uses, backed by a scripted GPU: the driver buffer holds a utilization sample
-    every 20 ms, 100% and 50% in turn, including samples from before the sampler started."""
+    every 20 ms, 100% and 50% in turn, including samples from before the sampler started.
+
+    GPM (Hopper and newer) uses nvidia-ml-py's own structs and sample pointers, so the sampler is checked against
+    their fields: SM activity is 20% and 60% in turn, occupancy and DRAM bandwidth fixed; a metric id missing
+    from `gpm_values` is one NVML cannot compute, and the `gpm_fails_at`-th sample read fails. Misuse (a sample
+    not allocated, freed twice, or read out of order) is an NVMLError the sampler records as a problem."""
 
     NVMLError = NVMLError
+    NVML_SUCCESS = 0
     NVML_GPU_UTILIZATION_SAMPLES = 1
+    NVML_ERROR_INVALID_ARGUMENT = 2
     NVML_ERROR_NOT_SUPPORTED = 3
     NVML_ERROR_NOT_FOUND = 6
+    NVML_ERROR_GPU_IS_LOST = 15
+    NVML_GPM_METRIC_SM_UTIL, NVML_GPM_METRIC_SM_OCCUPANCY, NVML_GPM_METRIC_DRAM_BW_UTIL = 2, 3, 10
+    NVML_GPM_METRICS_GET_VERSION = pynvml.NVML_GPM_METRICS_GET_VERSION
+    c_nvmlGpmMetricsGet_t = pynvml.c_nvmlGpmMetricsGet_t
 
-    def __init__(self, gpus=1, energy=True, sample_buffer=True):
+    def __init__(self, gpus=1, energy=True, sample_buffer=True, gpm=True, gpm_fails_at=None,
+                 gpm_values=(2, 3, 10)):
         self.gpus, self.energy, self.sample_buffer = gpus, energy, sample_buffer
         self.buffer = [(int((time.time() - 5 + i * 0.02) * 1e6), 0.0) for i in range(100)]  # before the start
         self.delivered: list[tuple[int, float]] = []
         self.memory_reads = 0
         self.shut_down = False
+        self.gpm, self.gpm_fails_at, self.gpm_values = gpm, gpm_fails_at, gpm_values
+        self.gpm_samples: dict[int, tuple | None] = {}  # allocated, not freed: address -> (GPU, when) last read
+        self.gpm_allocated = self.gpm_freed = self.gpm_reads = 0
+        self.gpm_computed: list[tuple[int, float, float]] = []  # (GPU, interval in seconds, SM activity)
 
     def nvmlInit(self): pass
     def nvmlShutdown(self): self.shut_down = True
@@ -64,6 +83,48 @@ class StandInNVML:
             raise NVMLError(self.NVML_ERROR_NOT_FOUND)
         self.delivered += newer
         return 1, [SimpleNamespace(timeStamp=t, sampleValue=SimpleNamespace(uiVal=int(v))) for t, v in newer]
+
+    def nvmlGpmQueryDeviceSupport(self, handle):
+        return pynvml.c_nvmlGpmSupport_t(version=pynvml.NVML_GPM_SUPPORT_VERSION, isSupportedDevice=self.gpm)
+
+    def nvmlGpmSampleAlloc(self):
+        sample = pynvml.c_nvmlGpmSample_t(pynvml.struct_c_nvmlGpmSample_t())
+        self.gpm_samples[ctypes.addressof(sample.contents)] = None
+        self.gpm_allocated += 1
+        return sample
+
+    def _allocated(self, sample) -> int:
+        if not sample or ctypes.addressof(sample.contents) not in self.gpm_samples:
+            raise NVMLError(self.NVML_ERROR_INVALID_ARGUMENT)
+        return ctypes.addressof(sample.contents)
+
+    def nvmlGpmSampleGet(self, handle, sample):
+        address = self._allocated(sample)
+        self.gpm_reads += 1
+        if self.gpm_reads == self.gpm_fails_at:
+            raise NVMLError(self.NVML_ERROR_GPU_IS_LOST)
+        self.gpm_samples[address] = handle, time.monotonic()
+        return sample
+
+    def nvmlGpmMetricsGet(self, get):
+        first, second = (self.gpm_samples[self._allocated(s)] for s in (get.sample1, get.sample2))
+        if (get.version != self.NVML_GPM_METRICS_GET_VERSION or None in (first, second)
+                or first[0] != second[0] or second[1] <= first[1]):
+            raise NVMLError(self.NVML_ERROR_INVALID_ARGUMENT)
+        gpu_index = second[0]
+        sm_active = 20.0 if sum(1 for c in self.gpm_computed if c[0] == gpu_index) % 2 else 60.0
+        self.gpm_computed.append((gpu_index, second[1] - first[1], sm_active))
+        values = {self.NVML_GPM_METRIC_SM_UTIL: sm_active, self.NVML_GPM_METRIC_SM_OCCUPANCY: 12.5,
+                  self.NVML_GPM_METRIC_DRAM_BW_UTIL: 61.0}
+        for metric in get.metrics[:get.numMetrics]:
+            computed = metric.metricId in self.gpm_values
+            metric.nvmlReturn = self.NVML_SUCCESS if computed else self.NVML_ERROR_NOT_SUPPORTED
+            metric.value = values[metric.metricId] if computed else 0.0
+        return get
+
+    def nvmlGpmSampleFree(self, sample):
+        del self.gpm_samples[self._allocated(sample)]
+        self.gpm_freed += 1
 
 
 def sample(nvml, seconds=0.4, **options):
@@ -120,6 +181,81 @@ def test_every_visible_gpu_is_read_or_only_the_first_in_local_mode(monkeypatch):
     assert gpu.visible_gpus(3) == [0, 1, 2]
 
 
+def busy(found):
+    return Record("rapids", "w", "s", gpu_metrics=found).gpu_busy_pct
+
+
+def test_on_hopper_sm_activity_is_written_per_gpu_and_over_them_and_the_verdict_prefers_it(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    nvml = StandInNVML(gpus=2)
+    found, _ = sample(nvml, 0.8)
+    assert all(seconds >= 0.1 for _, seconds, _ in nvml.gpm_computed)  # NVML's counters refresh every 100 ms
+    for g in found["gpus"]:
+        computed = [(seconds, v) for index, seconds, v in nvml.gpm_computed if index == g["index"]]
+        expected = sum(seconds * v for seconds, v in computed) / sum(seconds for seconds, _ in computed)
+        assert g["gpm"] == "supported" and g["problems"] == {} and 3 <= g["gpm_intervals"] == len(computed) <= 8
+        assert g["sm_active_mean_pct"] == pytest.approx(expected, rel=0.02)  # weighted by each interval's length
+        assert 20 < g["sm_active_mean_pct"] < 60
+        assert (g["sm_occupancy_mean_pct"], g["dram_bw_util_mean_pct"]) == (pytest.approx(12.5), pytest.approx(61.0))
+    assert found["sm_active_mean_pct"] == pytest.approx(sum(g["sm_active_mean_pct"] for g in found["gpus"]) / 2)
+    assert found["sm_occupancy_mean_pct"] == pytest.approx(12.5) and found["dram_bw_util_mean_pct"] == pytest.approx(61)
+    assert "warp" in found["sm_active_means"] and "does not read 100%" in found["sm_active_means"]
+    assert nvml.gpm_samples == {} and nvml.gpm_allocated == nvml.gpm_freed == 4
+    assert busy(found) == (found["sm_active_mean_pct"], "SM activity (NVML GPM)")
+
+
+def test_a_gpu_without_gpm_falls_back_to_kernel_busy_time_and_says_why():
+    class NoGpmFunctions(StandInNVML):  # an nvidia-ml-py from before GPM
+        def __getattribute__(self, name):
+            if name.startswith("nvmlGpm"):
+                raise AttributeError(name)
+            return super().__getattribute__(name)
+
+    for nvml, why in ((StandInNVML(gpm=False), "Hopper"), (NoGpmFunctions(), "no GPM functions")):
+        found, _ = sample(nvml, 0.3)
+        g = found["gpus"][0]
+        assert g["gpm"].startswith("not supported") and why in g["gpm"] and g["problems"]["gpm"] == g["gpm"]
+        assert g["sm_active_mean_pct"] is g["sm_occupancy_mean_pct"] is g["dram_bw_util_mean_pct"] is None
+        assert found["sm_active_mean_pct"] is found["sm_occupancy_mean_pct"] is found["dram_bw_util_mean_pct"] is None
+        assert busy(found) == (found["util_mean_pct"], "kernel-busy time (NVML utilization)")
+        assert nvml.gpm_allocated == 0 and found["util_mean_pct"] is not None
+
+
+def test_a_gpm_read_failing_mid_run_stops_gpm_frees_its_samples_and_reports_no_partial_mean():
+    nvml = StandInNVML(gpm_fails_at=4)
+    found, _ = sample(nvml, 0.8)
+    g = found["gpus"][0]
+    assert g["gpm"].startswith("stopped during the run") and "NVML error 15" in g["problems"]["gpm"]
+    assert nvml.gpm_reads == 4 and g["gpm_intervals"] == 2  # the first read opens; none after the failure
+    assert g["sm_active_mean_pct"] is None and found["sm_active_mean_pct"] is None
+    assert busy(found)[1] == "kernel-busy time (NVML utilization)" and g["util_samples"] >= 15
+    assert nvml.gpm_samples == {} and nvml.gpm_allocated == nvml.gpm_freed == 2
+
+
+def test_a_metric_nvml_cannot_compute_is_none_and_the_others_are_kept():
+    nvml = StandInNVML(gpm_values=(2, 3))
+    found, _ = sample(nvml, 0.4)
+    g = found["gpus"][0]
+    assert g["gpm"] == "supported" and g["dram_bw_util_mean_pct"] is None and found["dram_bw_util_mean_pct"] is None
+    assert "NVML error 3" in g["problems"]["gpm dram_bw_util"] and g["sm_occupancy_mean_pct"] == pytest.approx(12.5)
+    assert busy(found)[1] == "SM activity (NVML GPM)"
+
+
+def test_gpm_samples_are_freed_when_opening_a_later_gpu_fails(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+    class SecondGpuLost(StandInNVML):
+        def nvmlDeviceGetName(self, handle):
+            if handle == 1:
+                raise NVMLError(self.NVML_ERROR_GPU_IS_LOST)
+            return super().nvmlDeviceGetName(handle)
+
+    nvml = SecondGpuLost(gpus=2)
+    found, _ = sample(nvml, 0.05)
+    assert found["available"] is False and "NVML error 15" in found["reason"]
+    assert nvml.gpm_samples == {} and nvml.gpm_allocated == nvml.gpm_freed == 2
+
+
 def test_a_library_that_fails_to_start_is_unavailable_with_the_reason():
     class Broken(StandInNVML):
         def nvmlInit(self):
@@ -136,6 +272,22 @@ def test_on_this_host_the_real_library_says_why_there_are_no_gpu_metrics():
         time.sleep(0.1)
     found = sampler.result()
     assert found["available"] is False and "NVML" in found["reason"]
+    assert busy(found) == (None, "not measured")
+
+    class RealGpm(StandInNVML):
+        """The stand-in GPU, with nvidia-ml-py's own GPM functions and errors: uninitialized here."""
+        NVMLError = pynvml.NVMLError
+        nvmlGpmQueryDeviceSupport = staticmethod(pynvml.nvmlGpmQueryDeviceSupport)
+        nvmlGpmSampleAlloc = staticmethod(pynvml.nvmlGpmSampleAlloc)
+
+    readings = gpu._GpuReadings(RealGpm(), 0, int(time.time() * 1e6))
+    readings.finish()
+    assert readings.summary()["gpm"] == "not supported: NVML GPM error (Uninitialized)"
+    # The names the sampler reads from pynvml, with the values the stand-in gives them.
+    assert (pynvml.NVML_SUCCESS, pynvml.NVML_GPM_METRIC_SM_UTIL, pynvml.NVML_GPM_METRIC_SM_OCCUPANCY,
+            pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL) == (0, 2, 3, 10)
+    assert all(callable(getattr(pynvml, f"nvmlGpm{name}"))
+               for name in ("QueryDeviceSupport", "SampleAlloc", "SampleGet", "MetricsGet", "SampleFree"))
 
 
 def test_percentile_is_a_value_that_was_observed():

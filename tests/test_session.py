@@ -9,17 +9,21 @@ import sys
 import pytest
 
 from harness import REPO_ROOT, EngineUnavailable, HarnessError, connect, jars, session
-from harness.config import SECRET_NAMES, merge
+from harness.config import merge
 
 
 def test_the_server_gets_the_merged_configuration_on_loopback(settings):
     applied = session.preflight("cpu", settings.spark_conf("cpu"))
-    properties = connect.properties(applied, 1234, 5678)
+    properties = connect.properties(applied, 1234, 5678, "pbk_test")
     assert properties["spark.master"] == "local[*]" and properties["spark.sql.shuffle.partitions"] == "4"
     assert properties["spark.driver.memory"] == "2g"  # the command line over the host's 8g
     assert properties["spark.connect.grpc.binding.address"] == "127.0.0.1" and properties["spark.ui.port"] == "5678"
     assert "log4j2.properties" in properties["spark.driver.extraJavaOptions"]
-    assert properties["spark.redaction.regex"] == SECRET_NAMES  # Spark's own UI and logs redact what we do
+    assert properties["spark.redaction.regex"] == session.REDACTION_REGEX  # Spark's UI and event log redact what we do
+    assert properties["spark.connect.authenticate.token"] == "pbk_test" and properties["spark.driver.host"] == "127.0.0.1"
+    routable = connect.properties({**applied, "spark.driver.host": session.Setting("10.0.0.5", "command line")}, 1, 2, "t")
+    assert (routable["spark.driver.host"], routable["spark.driver.bindAddress"]) == ("10.0.0.5", "10.0.0.5")
+    assert routable["spark.connect.grpc.binding.address"] == "127.0.0.1"  # the endpoint stays on loopback
 
 
 def test_python_workers_use_this_interpreter(spark):

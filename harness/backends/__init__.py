@@ -12,8 +12,9 @@ What a backend gives a trial (``trial.Trial`` drives it the same way for every e
   "not defined", never as a failure);
 * ``preflight(engine)``: the checks that need no JVM or GPU context, raising ``EngineUnavailable`` with
   what to do; returns the configuration as applied (jars, class paths and options the harness adds);
-* ``service(engine, conf, log_dir)``: what a run starts once per engine (a Spark Connect server, a Dask
-  cluster) as a ``services.Service``, which ``bench`` starts, waits for and stops; or None;
+* ``service(engine, conf, log_dir, settings)``: what a run starts once per engine (a Spark Connect server, a
+  Dask cluster) as a ``services.Service``, which ``bench`` starts, waits for and stops; or the address of one a
+  team already runs (``--dask-scheduler``), checked; or None;
 * ``open(engine, conf, settings, address, run_dir)``: this process's session, a ``Session`` (a classic Spark
   session writes its event log under the run directory).
 """

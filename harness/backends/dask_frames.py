@@ -1,9 +1,12 @@
 """Dask DataFrame on a local cluster of every core, and dask-cudf (the cuDF backend, one worker per GPU).
 
 A run starts the cluster once per engine (``python -m harness.backends.dask_frames``: a scheduler and its
-workers, warmed up with the libraries they import) and hands its address to the benchmark processes, which
-connect as clients; without one (plain ``asv run``), the work runs on Dask's threads in the benchmark
-process. The timed work reads the workload's Parquet tables (``dd.read_parquet``) and computes its dataframe
+workers, warmed up with the libraries they import), secured with TLS and a certificate made for it alone
+(``Security.temporary``): only clients holding the run's credentials, which ``bench`` hands to its benchmark
+processes in their environment (never in a file others can read, never recorded), can submit work. With
+``--dask-scheduler`` the run uses a cluster a team already runs instead (its TLS credentials, if any, from
+Dask's own configuration), after checking that its workers can read the datasets. Without either (plain
+``asv run``), the work runs on Dask's threads in the benchmark process. The timed work reads the workload's Parquet tables (``dd.read_parquet``) and computes its dataframe
 form, kept on the workers (``persist``) and waited for, as Spark's noop write keeps nothing. Dictionary-encoded
 strings are read as plain strings: Dask gives each file its own categories, which sorting and merging refuse.
 """
@@ -12,8 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -41,16 +46,23 @@ class DaskBackend:
             gpu_preflight(engine, "dask_cudf", "gpu")
         return engine.conf
 
-    def service(self, engine, conf, log_dir: Path) -> services.Service:
-        address_file = log_dir / f".{engine.name}-scheduler"
+    def service(self, engine, conf, log_dir: Path, settings) -> services.Service | dict:
+        if settings.dask_scheduler:  # the team's own cluster: checked, and its address handed over
+            address = existing(settings.dask_scheduler)
+            check_workers_read(address, _dataset_paths(settings))
+            return address
+        private = Path(tempfile.mkdtemp(prefix="prepbench-dask-"))  # 0700: the cluster's credentials pass here once
+        address_file = private / "scheduler.json"
         command = [sys.executable, "-m", "harness.backends.dask_frames", str(address_file),
                    engine.value(WORKERS_KEY, ""), engine.value(ACCELERATOR_KEY, "none")]
         return services.Service(f"Dask cluster for the {engine.name} engine", command, dict(os.environ),
                                 log_dir / f"{engine.name}-dask.log", ready=address_file.is_file,
-                                address=lambda: {"scheduler": address_file.read_text().strip()},
-                                timeout_s=START_TIMEOUT_S, cleanup=lambda: address_file.unlink(missing_ok=True))
+                                address=lambda: json.loads(address_file.read_text()), timeout_s=START_TIMEOUT_S,
+                                cleanup=lambda: shutil.rmtree(private, ignore_errors=True))
 
     def open(self, engine, conf, settings, address, run_dir=None):
+        if address is None and settings.dask_scheduler:
+            address = existing(settings.dask_scheduler)
         return DaskRun(engine, address)
 
 
@@ -65,11 +77,11 @@ class DaskRun:
             dask.config.set({"dataframe.backend": "cudf"})
         self.client = None
         if address:
-            from distributed import Client
-
-            self.client = Client(address["scheduler"], set_as_default=True)
-            self.described = {"mode": "cluster", "endpoint": address["scheduler"],
-                              "workers": len(self.client.scheduler_info()["workers"])}
+            self.client = connect(address)
+            workers = self.client.scheduler_info()["workers"]
+            self.described = {"mode": "existing cluster" if address.get("existing") else "cluster",
+                              "endpoint": address.get("scheduler") or address.get("scheduler_file"),
+                              "workers": len(workers), "worker_resources": worker_resources(workers)}
         else:
             self.described = {"mode": "threads", "why": "no Dask cluster was started for this run (run through "
                               "`python -m harness bench` to use one)"}
@@ -126,27 +138,108 @@ class DaskRun:
 BACKEND = DaskBackend()
 
 
-def _serve(address_file: str, workers: str, accelerator: str) -> None:
-    """The cluster's own process: start it, warm its workers, write its address, wait for SIGTERM."""
-    from distributed import Client
+def _dataset_paths(settings) -> list[str]:
+    from .. import data, workloads
+    from ..config import AS_IS, scale_rows
 
+    chosen = [workloads.get(w) for w in workloads.selected(settings.workloads)]
+    return sorted({str(data.table_path(t, None if s == AS_IS else scale_rows(s), settings.seed, settings.data_dir))
+                   for w in chosen if w.frame for t in w.tables for s in settings.scales if w.runs_at(s)})
+
+
+def existing(scheduler: str) -> dict:
+    """The address of a Dask cluster a team already runs: tcp:// or tls://HOST:PORT, or a scheduler file."""
+    if "://" in scheduler:
+        return {"scheduler": scheduler, "existing": True}
+    return {"scheduler_file": str(Path(scheduler).expanduser()), "existing": True}
+
+
+def connect(address: dict):
+    """A client of the run's cluster (with the run's TLS credentials) or of a team's (with Dask's configuration)."""
+    from distributed import Client
+    from distributed.security import Security
+
+    if address.get("tls_key"):
+        security = Security(tls_ca_file=address["tls_ca"], tls_client_cert=address["tls_cert"],
+                            tls_client_key=address["tls_key"], require_encryption=True)
+    else:
+        security = Security()  # the distributed.comm.tls.* settings of Dask's configuration, if any
+    if address.get("scheduler_file"):
+        return Client(scheduler_file=address["scheduler_file"], security=security, set_as_default=True)
+    return Client(address["scheduler"], security=security, set_as_default=True)
+
+
+def worker_resources(workers: dict) -> list[dict]:
+    """What each worker offers: threads, memory and GPUs (where it reports them)."""
+    return [{"address": address, "threads": info.get("nthreads"), "memory_bytes": info.get("memory_limit"),
+             "gpus": len((info.get("gpu") or {}).get("name") or []) if isinstance(info.get("gpu"), dict) else
+             (info.get("resources") or {}).get("GPU", 0)} for address, info in sorted(workers.items())]
+
+
+def check_workers_read(address: dict, paths: list[str]) -> None:
+    """Every worker of the cluster must read the datasets where the run wrote them; say which cannot, and why."""
+    from .. import HarnessError
+
+    client = connect(address)
+    try:
+        seen = client.run(_readable, paths)
+    except Exception as err:
+        raise HarnessError(f"could not reach the Dask cluster at {address.get('scheduler') or address.get('scheduler_file')}"
+                           f": {err}") from None
+    finally:
+        client.close()
+    missing = {worker: found for worker, found in seen.items() if found}
+    if missing:
+        worker, found = next(iter(missing.items()))
+        raise HarnessError(f"{len(missing)} worker(s) of the Dask cluster cannot read the datasets, e.g. {worker}: "
+                           f"{found[0]}; put them where every worker reads them (--data-dir a shared URI such as "
+                           "s3://, hdfs:// or file:// on a shared mount)")
+
+
+def _readable(paths: list[str]) -> list[str]:
+    """On a worker: the datasets it cannot read, with why."""
+    import pyarrow.fs as pafs
+
+    problems = []
+    for path in paths:
+        try:
+            fs, inner = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), path)
+            if fs.get_file_info(inner).type == pafs.FileType.NotFound:
+                problems.append(f"{path} does not exist there")
+        except Exception as err:  # no such filesystem, no credentials: whatever the worker says
+            problems.append(f"{path}: {err}")
+    return problems
+
+
+def _serve(address_file: str, workers: str, accelerator: str) -> None:
+    """The cluster's own process: start it behind TLS with a certificate of its own, warm its workers, hand its
+    address and credentials over in a private file, wait for SIGTERM."""
+    from distributed import Client
+    from distributed.security import Security
+
+    security = Security.temporary()  # a self-signed certificate for this cluster alone, in memory
     if accelerator == "cudf":
         from dask_cuda import LocalCUDACluster
 
         cluster = LocalCUDACluster(n_workers=int(workers) if workers else None, threads_per_worker=1,
-                                   dashboard_address=None, host=services.LOOPBACK, pre_import="cudf")
+                                   dashboard_address=None, host=services.LOOPBACK, pre_import="cudf",
+                                   security=security, protocol="tls")
     else:
         from distributed import LocalCluster
 
         cluster = LocalCluster(n_workers=int(workers) if workers else os.cpu_count(), threads_per_worker=1,
-                               processes=True, dashboard_address=None, host=services.LOOPBACK)
-    with Client(cluster) as client:  # the first compute on cold workers pays their imports
+                               processes=True, dashboard_address=None, host=services.LOOPBACK, security=security,
+                               protocol="tls")
+    with Client(cluster, security=security) as client:  # the first compute on cold workers pays their imports
         client.run(lambda: [__import__(m) for m in ("pandas", "pyarrow.parquet", "dask.dataframe")])
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     partial = Path(f"{address_file}.partial")
-    partial.write_text(cluster.scheduler_address)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"scheduler": cluster.scheduler_address, "tls_ca": security.tls_ca_file,
+                   "tls_cert": security.tls_client_cert, "tls_key": security.tls_client_key}, out)
     os.replace(partial, address_file)
     print(json.dumps({"scheduler": cluster.scheduler_address, "workers": len(cluster.workers)}), flush=True)
     while not stop.wait(1):

@@ -41,7 +41,7 @@ class PandasBackend:
             gpu_preflight(engine, "cudf", "gpu")
         return engine.conf
 
-    def service(self, engine, conf, log_dir):
+    def service(self, engine, conf, log_dir, settings):
         return None  # everything runs in the benchmark process
 
     def open(self, engine, conf, settings, address, run_dir=None):

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from .. import HarnessError, coverage, fingerprint, services, session, workloads
-from ..config import RunSettings, SparkConf
+from ..config import RunSettings, SparkConf, redact_text
 from ..rest import Monitor, MonitorError
 
 REPORTED_KEYS = ("spark.master", "spark.plugins", "spark.app.name", "spark.executor.instances", "spark.executor.cores",
@@ -34,7 +34,7 @@ class SparkBackend:
     def preflight(self, engine) -> SparkConf:
         return session.preflight(engine.name, engine.conf)
 
-    def service(self, engine, conf: SparkConf, log_dir):
+    def service(self, engine, conf: SparkConf, log_dir, settings):
         from .. import connect
 
         return connect.service(engine.name, conf, log_dir)
@@ -43,11 +43,12 @@ class SparkBackend:
         """This process's session; a classic one writes its event log under `run_dir`, as a run's servers do."""
         began = time.perf_counter()
         if settings.remote:
-            spark, described = session.remote(settings.remote), {"mode": "remote", "endpoint": settings.remote}
+            spark = session.remote(settings.remote)
+            described = {"mode": "remote", "endpoint": redact_text(settings.remote)}
             ui = settings.remote_ui or _default_ui(settings.remote)
         elif address and settings.session == "connect":
             try:
-                spark = session.remote(address["url"], local_server=True)
+                spark = session.remote(address["url"], local_server=True, token=address.get("token"))
             except Exception as err:  # the server is not answering: say which and where its log is
                 raise HarnessError(f"the {engine.name} engine's Spark Connect server at {address['url']} did not "
                                    f"answer: {err}") from None
