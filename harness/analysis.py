@@ -540,15 +540,16 @@ def run_timing(run: Run) -> RunTiming | None:
     if not isinstance(timings.get("wall_s"), (int, float)):
         return None
     phases = {k: v for k, v in (timings.get("phases") or {}).items() if isinstance(v, (int, float))}
-    work = sum(sum(r.warmup_s) + (r.instrumented_s or 0) + sum(r.samples_s) for r in run.records)
+    instrumented = 0 if run.info.smoke else 1  # a smoke run's one timed run was its instrumented run
+    work = sum(sum(r.warmup_s) + instrumented * (r.instrumented_s or 0) + sum(r.samples_s) for r in run.records)
     starts = sum(sum(r.session_start_s) for r in run.records)
     checks = sum(r.fingerprint_s or 0 for r in run.records)
     coverage = run.coverage.get("elapsed_s") if isinstance(run.coverage.get("elapsed_s"), (int, float)) else 0.0
     parts = dict(phases)
     if "benchmarks" in parts:  # split asv's time into what the benchmark processes did
         rest = parts.pop("benchmarks")
-        parts.update({"plan coverage": coverage, "sessions and inputs": starts, "output checks": checks,
-                      "warm-up, instrumented and timed runs": work})
+        parts.update({"plan coverage": coverage, "sessions and inputs": starts,
+                      "output checks (the first, cold run of each)": checks, "warm-up, instrumented and timed runs": work})
         parts["asv and process starts"] = max(0.0, rest - coverage - starts - checks - work)
     return RunTiming(float(timings["wall_s"]), parts, work)
 

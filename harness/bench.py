@@ -34,8 +34,7 @@ from .trial import RUN_DIR_ENV
 
 # With --workloads, asv runs only the workload benchmarks (and their plan coverage) unless told otherwise.
 WORKLOAD_BENCHMARKS = r"^(workloads|coverage)\."
-SMOKE_BENCHMARKS = r"^(workloads\.Workloads\.|coverage\.|startup\.)"  # a dry run saves no tracks
-SMOKE_WORKLOAD_BENCHMARKS = r"^(workloads\.Workloads\.|coverage\.)"
+SMOKE_BENCHMARKS = r"^(workloads\.Workloads\.|coverage\.)"  # a dry run saves no tracks; no suite benchmarks
 TIMED_WORKLOADS = r"^workloads\.Workloads\."  # a preset's later passes: plan coverage was explained in the first
 
 
@@ -255,11 +254,11 @@ def _passes(settings: RunSettings, smoke: bool, bench_regex: str | None, with_su
     """(settings, asv --bench regex) per asv run: one, or one per pass of a preset (plan coverage once)."""
     if preset:
         return [(replace(settings, workloads=p.workloads, scales=p.scales),
-                 bench_regex or (SMOKE_WORKLOAD_BENCHMARKS if i == 0 else TIMED_WORKLOADS))
+                 bench_regex or (SMOKE_BENCHMARKS if i == 0 else TIMED_WORKLOADS))
                 for i, p in enumerate(preset.passes)]
     regex = bench_regex or (SMOKE_BENCHMARKS if smoke else None)
     if settings.workloads != ("*",) and not with_suite and not bench_regex:
-        regex = SMOKE_WORKLOAD_BENCHMARKS if smoke else WORKLOAD_BENCHMARKS
+        regex = SMOKE_BENCHMARKS if smoke else WORKLOAD_BENCHMARKS
     return [(settings, regex)]
 
 

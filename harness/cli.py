@@ -155,7 +155,7 @@ def _layout_overrides(args) -> list[str]:
 def cmd_bench(args) -> int:
     if args.smoke and not args.results_dir:
         args.results_dir = REPO_ROOT / "results" / "smoke"
-    changes = {"sweep": args.sweep or RunSettings.from_env().sweep}
+    changes = {"sweep": args.sweep or RunSettings.from_env().sweep, "smoke": args.smoke}
     if args.no_connect:
         changes["session"] = "classic"
     if args.remote:

@@ -321,6 +321,7 @@ class RunSettings:
     seed: int = 42
     workloads: tuple[str, ...] = ("*",)  # names or glob patterns, e.g. ("join_*", "ml_pipeline")
     sweep: bool = False  # add the configuration sweep (conf/sweep.conf) to the run
+    smoke: bool = False  # one timed run per benchmark, and it is the instrumented one (bench --smoke)
     session: str = "connect"  # or classic: a Spark session per benchmark process
     remote: str = ""  # sc://host:port: benchmark this Spark Connect endpoint instead of starting a server
     remote_ui: str = ""  # its monitoring UI (default: port 4040 of its host)
@@ -336,6 +337,7 @@ class RunSettings:
         "seed": "PREPBENCH_SEED",
         "workloads": "PREPBENCH_WORKLOADS",
         "sweep": "PREPBENCH_SWEEP",
+        "smoke": "PREPBENCH_SMOKE",
         "session": "PREPBENCH_SESSION",
         "remote": "PREPBENCH_REMOTE",
         "remote_ui": "PREPBENCH_REMOTE_UI",
@@ -381,7 +383,7 @@ class RunSettings:
                 if not re.fullmatch(r"\d{1,18}", raw.strip()):
                     raise ConfigError(f"{var}={raw!r}: the data seed must be a whole number of 0 or more, e.g. {var}=42")
                 values[name] = int(raw)
-            elif name == "sweep":
+            elif name in ("sweep", "smoke"):
                 values[name] = raw.lower() in ("1", "true", "yes")
             elif name == "data_dir" and "://" in raw:
                 values[name] = raw
@@ -401,6 +403,7 @@ class RunSettings:
             self.ENV["seed"]: str(self.seed),
             self.ENV["workloads"]: ",".join(self.workloads),
             self.ENV["sweep"]: "1" if self.sweep else "",
+            self.ENV["smoke"]: "1" if self.smoke else "",
             self.ENV["session"]: self.session,
             self.ENV["remote"]: self.remote,
             self.ENV["remote_ui"]: self.remote_ui,
@@ -415,7 +418,8 @@ class RunSettings:
     def described(self) -> dict:
         """The settings as a run records them: every override redacted, never the raw PREPBENCH_CONF."""
         return {"host": self.host, "engines": list(self.engines), "scales": list(self.scales), "seed": self.seed,
-                "workloads": list(self.workloads), "session": self.session, "remote": redact_text(self.remote),
+                "workloads": list(self.workloads), "session": self.session, "smoke": self.smoke,
+                "remote": redact_text(self.remote),
                 "dask_scheduler": redact_text(self.dask_scheduler),
                 "overrides": [redact_override(o) for o in self.overrides]}
 

@@ -258,6 +258,17 @@ def spark_rows(df, limit: int = ROW_LIMIT):
     return None if table.num_rows > limit else table
 
 
+def spark_output(df, limit: int = ROW_LIMIT) -> tuple[dict, int, object]:
+    """(fingerprint, rows, the normalized rows when at most `limit`): a small output is collected once and
+    fingerprinted here (the same fingerprint: the same hashes and weights over the same normalized columns),
+    a large one is fingerprinted by Spark in one aggregation, where it is."""
+    rows = spark_rows(df, limit)
+    if rows is not None:
+        return table_fingerprint(rows), rows.num_rows, rows
+    found = spark_fingerprint(df)
+    return found, found["rows"], None
+
+
 def _plain(value):
     return value if value is None or isinstance(value, (int, float)) else float(value)
 
@@ -288,11 +299,16 @@ def table_fingerprint(table) -> dict:
         if kinds[column] == "float":
             floats[column] = {"kind": "float", **_float_stats(_floats(array), row_weight)}
             continue
-        counts, values = _list_parts(array.cast(pa.list_(pa.float64())))
-        starts = np.cumsum(counts) - counts
-        positions = np.arange(len(values)) - np.repeat(starts, counts)
+        if kinds[column] == "vector":  # Spark ML vectors as normalize_spark writes them: their non-zero entries
+            indices, entries = array.flatten()  # each null where the vector is null
+            counts, values = _list_parts(entries.cast(pa.list_(pa.float64())))
+            positions = _list_parts(indices.cast(pa.list_(pa.float64())))[1]
+        else:
+            counts, values = _list_parts(array.cast(pa.list_(pa.float64())))
+            starts = np.cumsum(counts) - counts
+            positions = np.arange(len(values)) - np.repeat(starts, counts)
         weights = (np.repeat(row_weight, counts) * (positions + 1) * PHI) % 1.0 + 0.5
-        floats[column] = {"kind": "floats", **_float_stats(values, weights)}
+        floats[column] = {"kind": kinds[column], **_float_stats(values, weights)}
         floats[column]["missing"] += array.null_count  # a null list counts as missing, as on the Spark side
     scalars = sorted(c for c in kinds if kinds[c] == "float")
     if len(scalars) >= 2:
@@ -339,6 +355,8 @@ def _arrow_kind(arrow_type, name: str) -> str:
         arrow_type = arrow_type.value_type
     if t.is_floating(arrow_type) or t.is_decimal(arrow_type):
         return "float"
+    if t.is_struct(arrow_type) and {f.name for f in arrow_type} == {"indices", "values"}:
+        return "vector"  # a Spark ML vector, normalized
     if (t.is_list(arrow_type) or t.is_large_list(arrow_type)) and (
             t.is_floating(arrow_type.value_type) or t.is_decimal(arrow_type.value_type)):
         return "floats"

@@ -271,6 +271,7 @@ class RunInfo:
     warnings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # set-up failures and what the run could not do
     timings: dict = field(default_factory=dict)  # where the run's wall time went (bench writes it at the end)
+    smoke: bool = False  # one timed run per benchmark, which was also its instrumented run
 
     @classmethod
     def read(cls, run_dir: Path) -> tuple["RunInfo", str | None]:
@@ -297,6 +298,7 @@ class RunInfo:
         info.warnings = [w for w in data.get("warnings") or [] if isinstance(w, str)]
         info.problems = [p for p in data.get("problems") or [] if isinstance(p, str)]
         info.timings = data.get("timings") if isinstance(data.get("timings"), dict) else {}
+        info.smoke = settings.get("smoke") is True
         return info, None
 
 

@@ -140,7 +140,7 @@ class Trial:
                 self.record.fingerprint_s = time.perf_counter() - checked
             else:  # a later process of the same benchmark: its output is checked already, so warm up plainly
                 self.record.warmup_s.append(self._force())
-            if self.record.instrumented_s is None:
+            if self.record.instrumented_s is None and not settings.smoke:
                 self._instrumented_run()
         except Exception as err:
             gone = services.not_answering(services.addresses().get(engine))
@@ -182,7 +182,8 @@ class Trial:
             os.replace(partial, target)
             self.record.rows_file = str(relative)
 
-    def _instrumented_run(self) -> None:
+    def _instrumented_run(self) -> float:
+        """One run tagged for Spark's monitoring API, with NVML sampling beside it on a GPU engine; its seconds."""
         sampled = self.engine.role == "gpu"
         interval = float(self.engine.value(f"{SUITE_PREFIX}nvml.interval_s", str(gpu.DEFAULT_INTERVAL_S)))
         local = self.engine.value("spark.master", "local[*]").startswith("local") or self.engine.backend != "spark"
@@ -199,6 +200,7 @@ class Trial:
             if found.get("energy_j") is not None and self.record.rows:
                 found["energy_per_mrows_j"] = found["energy_j"] / self.record.rows * 1e6
             self.record.gpu_metrics = found
+        return seconds
 
     def _check_against_the_reference(self) -> None:
         """Compare this output with the run's reference engine's (CPU Spark's, where it already finished) and
@@ -227,7 +229,10 @@ class Trial:
 
     def run_once(self) -> float:
         try:
-            elapsed = self._force()
+            if self.settings.smoke and self.record.instrumented_s is None:
+                elapsed = self._instrumented_run()  # a smoke run's one timed run is its instrumented one
+            else:
+                elapsed = self._force()
         except Exception as err:
             self._close("failed", f"{type(err).__name__}: {first_line(err)}")
             raise

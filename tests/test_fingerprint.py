@@ -125,6 +125,26 @@ def test_vectors_are_compared_by_their_entries_without_densifying(spark):
     assert compare(base, spark_fingerprint(moved), Tolerance())  # values moved between indices
 
 
+def test_a_small_output_collected_once_has_sparks_fingerprint(spark):
+    """spark_output fingerprints a small output from its collected rows: the same fingerprint Spark computes,
+    vectors, arrays, dates and nulls included."""
+    from pyspark.ml.linalg import Vectors, VectorUDT
+    from pyspark.sql.types import ArrayType, DateType, DoubleType, LongType, StringType, StructField, StructType
+
+    schema = StructType([StructField("id", LongType()), StructField("s", StringType()), StructField("d", DateType()),
+                         StructField("x", DoubleType()), StructField("y", DoubleType()),
+                         StructField("xs", ArrayType(DoubleType())), StructField("vec", VectorUDT())])
+    df = spark.createDataFrame([
+        (1, "a", datetime.date(2026, 1, 1), 0.5, 2.0, [1.0, -2.0], Vectors.sparse(4, {1: -3.0, 3: 2.0})),
+        (2, None, None, None, -1.5, None, Vectors.dense([1.0, 0.0, 4.0])),
+        (3, "ü", datetime.date(1970, 1, 2), float("nan"), 7.25, [], None)], schema)
+    found, rows, table = fingerprint.spark_output(df, limit=10)
+    assert rows == 3 and table is not None and compare(spark_fingerprint(df), found, Tolerance(0, 0)) == []
+    assert found["floats"]["vec"]["kind"] == "vector" and found["floats"]["x"]["cross"]["w"] > 0
+    large, rows, table = fingerprint.spark_output(df, limit=2)  # over the limit: Spark's own aggregation
+    assert rows == 3 and table is None and compare(large, found, Tolerance(0, 0)) == []
+
+
 def test_a_type_the_python_side_cannot_compare_is_named():
     table = pa.table({"m": pa.array([{"a": 1}], pa.struct([("a", pa.int64())]))})
     with pytest.raises(fingerprint.FingerprintError, match="column 'm' has type struct"):

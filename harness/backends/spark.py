@@ -112,10 +112,7 @@ class SparkRun:
         return workload.force(workload.build(tables))
 
     def output(self, workload, tables, limit: int):
-        df = workload.build(tables)
-        found = fingerprint.spark_fingerprint(df)
-        rows = fingerprint.spark_rows(df, limit) if found["rows"] <= limit else None
-        return found, found["rows"], rows
+        return fingerprint.spark_output(workload.build(tables), limit)
 
     def instrumented(self, workload, tables, label: str):
         """One run tagged for the REST API: (seconds, figures, Spark's metrics, the plan that ran)."""
