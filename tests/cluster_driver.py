@@ -5,8 +5,7 @@ here, in a classic session (a Spark Connect server would be the driver otherwise
 RUN_DIR SCALE WORKLOAD... [--kill-worker PGID]`` runs one trial with one timed run per workload, as an asv
 benchmark process does. With ``--kill-worker``, the first fingerprint is computed while that worker is killed (SIGKILL to its process group: the worker, its executor and their
 Python workers, as if its machine died) at a moment when both executors run a task of the checksum's job.
-The last line of output is JSON: the trials' statuses, when the kill landed, and where executors imported
-the harness from.
+The last line of output is JSON: the trials' statuses and when the kill landed.
 """
 
 import argparse
@@ -38,19 +37,6 @@ def kill_when_both_executors_work(spark, pgid: int, landed: dict) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def harness_on_executors(spark) -> list[str]:
-    """Where the executors' Python workers import the harness from (the shipped code archive, or not)."""
-    from pyspark.sql.functions import udf
-
-    @udf("string")
-    def location(_):
-        import harness
-
-        return harness.__file__
-
-    return sorted({row[0] for row in spark.range(8).repartition(8).select(location("id")).collect()})
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir")
@@ -69,17 +55,15 @@ def main() -> None:
             return real_fingerprint(df)
 
         fingerprint.spark_fingerprint = fingerprint_while_a_worker_dies
-    statuses, spark = {}, None
+    statuses = {}
     for name in args.workloads:
         try:
             trial = Trial(args.run_dir, "cpu", name, args.scale, settings)
-            spark = trial.session.spark
             trial.run_once()
             statuses[name] = trial.finish().status
         except Exception as err:  # the record says failed, with the reason
             statuses[name] = f"raised {type(err).__name__}"
-    imported_from = harness_on_executors(spark) if spark is not None and not args.kill_worker else []
-    print(json.dumps({"statuses": statuses, "kill": landed, "harness_on_executors": imported_from}))
+    print(json.dumps({"statuses": statuses, "kill": landed}))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ classic mode's checks, the cluster's driver) run in child processes, as one benc
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -61,10 +62,27 @@ def spark(served):
     spark.stop()
 
 
+HEAVY_FIXTURES = {"served", "spark", "tiny_tables"}  # a JVM, a Dask cluster, generated data
+HEAVY_MARKERS = ("plugin_jar", "browser", "cluster", "network")
+
+
 def pytest_collection_modifyitems(items):
-    """Tests that start Spark, a browser, a cluster or build a bundle are slow: `pytest -m "not slow"` skips them."""
-    heavy = {"served", "spark", "cpu_trial", "tiny_tables"}
+    """Tests that start Spark, a browser, a cluster or a subprocess, build a bundle or download are slow:
+    `pytest -m "not slow"` (the quick loop) skips them. A test module that starts processes itself says so with
+    `pytestmark = pytest.mark.slow`; one using the shared services or data is marked here."""
     for item in items:
-        if heavy & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("plugin_jar") \
-                or item.get_closest_marker("browser") or item.get_closest_marker("cluster"):
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())) or any(item.get_closest_marker(m) for m in HEAVY_MARKERS):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _the_quick_loop_starts_no_process(request, monkeypatch):
+    """A test not marked slow starts no process (no JVM, no bench, no browser): the quick loop stays quick."""
+    if request.node.get_closest_marker("slow"):
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a quick test started a process ({args[0] if args else kwargs.get('args')}): mark it "
+                             "slow, or keep it in-process")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)

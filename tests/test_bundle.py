@@ -15,7 +15,7 @@ import pytest
 
 from harness import REPO_ROOT, HarnessError, bundle, fatbin, results, versions
 
-pytestmark = [pytest.mark.plugin_jar, pytest.mark.slow]
+pytestmark = [pytest.mark.plugin_jar, pytest.mark.slow, pytest.mark.network]
 PART = 56 << 20
 CHECKED = "groupby_sum_mean,standardize_clip_pandas_udf"  # a shuffle and a Python UDF, from the preset
 

@@ -1,7 +1,8 @@
 """Clusters: the suite against a real Spark standalone cluster, a master and two workers on 127.0.0.1.
 
 Workloads run across two executor processes, so shuffles cross processes, and their output must equal
-local mode's. A worker killed in the middle of a run must end in a correct result (Spark re-ran the lost
+local mode's: through a warm Spark Connect server as the cluster's driver (as bench runs them), and through a
+classic driver per process (--no-connect). A worker killed in the middle of a run must end in a correct result (Spark re-ran the lost
 tasks) or a failure recorded with its reason, never in a wrong result recorded as ok. Every cluster is
 stopped, leaving no process behind, even when a test fails. The cluster's driver runs in a child process
 (``cluster_driver.py``): this process already holds the local session.
@@ -18,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import HarnessError, cli, cluster, data, fingerprint, jars, records, results, session, workloads
+from harness import HarnessError, bench, cli, cluster, data, fingerprint, jars, records, results, services, session, workloads
 from harness.config import RunSettings, merge, scale_rows
 from harness.standalone import StandaloneCluster
+from harness.trial import Trial
 
 from conftest import TINY
 
@@ -81,22 +83,63 @@ def read(run_dir, name, scale):
     return results.Record.from_json(json.loads(path.read_text()), path.name)
 
 
-def test_workloads_across_two_workers_equal_local_mode(standalone, data_uri, spark, tmp_path):
+def routable_address() -> str | None:
+    """An address of this machine other than loopback, if it has one (executors on other hosts would reach it)."""
+    shown = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True).stdout
+    found = [line.split()[3].split("/")[0] for line in shown.splitlines() if len(line.split()) > 3]
+    return found[0] if found else None
+
+
+def harness_on_executors(spark) -> list[str]:
+    """Where the executors' Python workers import the harness from (the shipped code archive, or not)."""
+    from pyspark.sql.functions import udf
+
+    @udf("string")
+    def location(_):
+        import harness
+
+        return harness.__file__
+
+    return sorted({row[0] for row in spark.range(8).repartition(8).select(location("id")).collect()})
+
+
+def test_a_warm_connect_driver_runs_workloads_across_two_workers_equal_to_local_mode(standalone, data_uri, spark,
+                                                                                    tmp_path, monkeypatch):
+    """A Spark Connect server started as bench starts it is the cluster's driver, bound to a routable address of
+    this machine (its gRPC endpoint and UI stay on loopback behind the run's token): benchmark processes are its
+    clients, as on a real cluster. Where the machine has no address but loopback, the driver binds there and the
+    test proves the rest (a warm driver on a cluster, outputs equal to local mode) but not the routing."""
+    driver = routable_address()
     ensure_tables(ACROSS_WORKERS, TINY, data_uri)
-    run_dir, report = drive(cluster_settings(standalone.url, data_uri, tmp_path), TINY, ACROSS_WORKERS)
-    assert report["statuses"] == {name: "ok" for name in ACROSS_WORKERS}
+    settings = dataclasses.replace(cluster_settings(standalone.url, data_uri, tmp_path), session="connect",
+                                   overrides=(f"spark.master={standalone.url}", *QUICK_JVMS,
+                                              *([f"spark.driver.host={driver}"] if driver else [])))
+    with bench.started_services(settings, tmp_path / "logs", progress=lambda m: None) as addresses:
+        monkeypatch.setenv(services.SERVICES_ENV, json.dumps(addresses))
+        run_dir = records.new_run(settings)
+        for name in ACROSS_WORKERS:
+            Trial(run_dir, "cpu", name, TINY, settings).finish()
+        remote = session.remote(addresses["cpu"]["url"], local_server=True, token=addresses["cpu"]["token"])
+        imported_from = harness_on_executors(remote)
+        from harness.backends import spark as spark_backend
+
+        spark_backend.close_all()
+    session.activate(spark)
     for name in ACROSS_WORKERS:
         record = read(run_dir, name, TINY)
+        assert record.status == "ok" and record.session["mode"] == "connect", record.reason
         assert record.config["spark.master"] == {"value": standalone.url, "source": "command line",
                                                  "replaced": ["conf/base.conf:7", "conf/hosts/standalone.conf:5"]}
         expected = local_fingerprint(spark, data_uri, name, TINY)
         assert fingerprint.compare(expected, record.fingerprint, workloads.get(name).tolerance) == [], name
-    executors = [e for e in record.executors if e["id"] != "driver"]  # the driver process's, over its trials
+    executors = [e for e in record.executors if e["id"] != "driver"]
     assert len(executors) == 2 and all(e["active"] for e in executors)
     for executor in executors:  # both did work, and each wrote and read shuffle blocks: shuffles crossed processes
         assert executor["tasks"] > 0 and executor["shuffle_write_bytes"] > 0 and executor["shuffle_read_bytes"] > 0
-    # The pandas UDF's module came from the code archive the harness shipped, not from this checkout.
-    assert report["harness_on_executors"] and all(".zip/harness/" in p for p in report["harness_on_executors"])
+    driver_entry = next(e for e in record.executors if e["id"] == "driver")
+    assert driver_entry["address"].startswith(f"{driver or '127.0.0.1'}:")  # where executors reached the driver
+    # The pandas UDF's module came from the code archive the server shipped, not from this checkout.
+    assert imported_from and all(".zip/harness/" in p for p in imported_from)
 
 
 def test_a_worker_killed_mid_run_is_recovered_or_recorded_as_failed(data_uri, spark, tmp_path):

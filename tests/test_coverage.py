@@ -52,8 +52,10 @@ def measured(tmp_path_factory, settings):
         (user / name).write_text(text)
     out = tmp_path_factory.mktemp("coverage") / "coverage.json"
     env = {**os.environ, "PREPBENCH_DATA_DIR": str(settings.data_dir), workloads.USER_DIR_ENV: str(user)}
-    done = subprocess.run([sys.executable, "-m", "harness", "coverage", "--out", str(out)], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=1200, env=env)
+    runs = tmp_path_factory.mktemp("runs")
+    done = subprocess.run([sys.executable, "-m", "harness", "coverage", "--out", str(out), "--results-dir", str(runs)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200, env=env)
+    assert not any(runs.iterdir()), "coverage leaves no run directory behind"
     return done, json.loads(out.read_text())
 
 

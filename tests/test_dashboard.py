@@ -120,6 +120,7 @@ def test_no_results_make_a_page_that_says_so(tmp_path):
     assert "No run directories found." in page and "No results to compare" in page
 
 
+@pytest.mark.slow
 def test_the_committed_runs_with_asv_history(tmp_path):
     """The runs committed under results/ and asv's history, published into the site."""
     results = REPO_ROOT / "results"
@@ -133,6 +134,7 @@ def test_the_committed_runs_with_asv_history(tmp_path):
 # ---------------------------------------------------------------------------------------------- in a browser
 
 
+@pytest.mark.slow
 def test_fetch_browser_finds_it_or_says_what_to_run(monkeypatch, capsys):
     assert main(["fetch-browser"]) == 0 and "browser for the tests:" in capsys.readouterr().out
     monkeypatch.setattr(browser.shutil, "which", lambda name: "/usr/bin/apt-get" if name == "apt-get" else None)

@@ -88,6 +88,7 @@ def test_a_damaged_jar_is_named_before_the_jvm(monkeypatch, tmp_path, kind, engi
         session.preflight(engine, merge(engine))
 
 
+@pytest.mark.slow
 def test_doctor_explains_why_the_gpu_engines_cannot_run_here():
     done = subprocess.run([sys.executable, "-m", "harness", "doctor"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert done.returncode == 1, done.stdout

@@ -38,6 +38,7 @@ def test_python_workers_use_this_interpreter(spark):
     assert spark.range(2).select(interpreter("id")).first()[0] == sys.executable
 
 
+@pytest.mark.slow
 def test_a_second_engine_in_a_classic_process_is_refused():
     done = subprocess.run([sys.executable, "-c", (
         "from harness import session, config\n"

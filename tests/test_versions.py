@@ -68,6 +68,7 @@ def test_the_committed_catalogues_hold_the_pinned_versions_keys(name, size, exam
     assert set(found.values()) <= {"boolean", "integer", "long", "double", "bytes", "time", "string"}
 
 
+@pytest.mark.slow  # javap reads the installed Spark's bytecode
 def test_the_spark_catalogue_is_what_the_installed_spark_declares():
     committed = dict(line.split("\t") for line in keys.CATALOGUES["spark"].path.read_text().splitlines()
                      if not line.startswith("#"))

@@ -84,6 +84,7 @@ class SparkRun:
         self.spark, self.monitor, self.described, self.engine = spark, monitor, described, engine
         self.start_seconds = 0.0
         self._settings = None
+        self._workload = None
         if described["mode"] != "classic":  # an ML model freed at interpreter exit would hang its gRPC call
             _open.append(self)
 
@@ -103,6 +104,7 @@ class SparkRun:
         return workloads.read_tables(self.spark, paths)
 
     def prepare(self, workload, tables) -> None:
+        self._workload = workload  # cleaned up when the session closes
         self._settings = workloads.sql_settings(self.spark, workload)
         self._settings.__enter__()  # for the life of this process: one workload per benchmark process
         if workload.prepare:
@@ -147,6 +149,11 @@ class SparkRun:
         if self.described["mode"] == "classic" or not _answers(self.described["endpoint"]):
             return  # a server that went away first holds nothing of ours any more
         gc.collect()
+        try:
+            if self._workload is not None:
+                self.cleanup(self._workload)  # its tear-down statements, and what it left in the server's catalog
+        except Exception:
+            pass  # a tear-down statement that fails fails no benchmark: it ran after the last timed run
         try:
             self.spark.stop()
         except Exception:

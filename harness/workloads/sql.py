@@ -55,15 +55,22 @@ def from_sql_file(path: Path) -> Workload:
     teardown = [s for s, _ in statements[timed_index + 1:]]
     tables = tuple(t.strip() for t in header["tables"][0][0].split(",") if t.strip())
 
+    registered: list[str] = []
+
     def prepare(spark, dataframes):
         for name, df in dataframes.items():
-            register(spark, name, df, getattr(dataframes, "paths", {}).get(name))
+            if register(spark, name, df, getattr(dataframes, "paths", {}).get(name)):
+                registered.append(name)
         for statement in setup:
             spark.sql(statement).collect()
 
     def cleanup(spark):
+        """The tear-down statements, then the tables registered for this workload: a later workload that forgot
+        to list a table must not find one left in a server's catalog."""
         for statement in teardown:
             spark.sql(statement).collect()
+        while registered:
+            spark.sql(f"DROP TABLE IF EXISTS `{registered.pop()}`").collect()
 
     def build(dataframes):
         return next(iter(dataframes.values())).sparkSession.sql(timed)
@@ -75,15 +82,17 @@ def from_sql_file(path: Path) -> Workload:
                     + (f", before {len(teardown)} tear-down statement(s)" if teardown else ""), source=str(path))
 
 
-def register(spark, name: str, df, path: str | None) -> None:
+def register(spark, name: str, df, path: str | None) -> bool:
     """The table `name` over the Parquet files at `path` in the session catalog (an external table: dropping it
-    never deletes the files), replacing an earlier registration of the name; a temporary view without a path."""
+    never deletes the files), replacing an earlier registration of the name; a temporary view without a path.
+    True if a table was registered."""
     if path is None:
         df.createOrReplaceTempView(name)
-        return
+        return False
     spark.sql(f"DROP TABLE IF EXISTS `{name}`").collect()
     location = path.replace("\\", "\\\\").replace("'", "\\'")
     spark.sql(f"CREATE TABLE `{name}` USING parquet LOCATION '{location}'").collect()
+    return True
 
 
 def split_statements(text: str) -> list[tuple[str, int]]:
