@@ -41,6 +41,12 @@ def properties(conf: SparkConf, grpc_port: int, ui_port: int, token: str) -> dic
     return found
 
 
+def properties_escaped(value: str) -> str:
+    """A value as java.util.Properties (spark-submit --properties-file) reads it back unchanged: a backslash is
+    an escape there (a regex's \\s would arrive as s), and a line break would end the value."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+
+
 def service(engine: str, conf: SparkConf, log_dir: Path) -> services.Service:
     """The server for `engine`, not yet started; its address is {"url": "sc://...", "ui": "http://..."}."""
     import pyspark
@@ -59,7 +65,7 @@ def service(engine: str, conf: SparkConf, log_dir: Path) -> services.Service:
     fd = os.open(conf_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         for key, value in properties(conf, grpc_port, ui_port, token).items():
-            out.write(f"{key} {value}\n")
+            out.write(f"{key} {properties_escaped(value)}\n")
     command = [str(spark_home / "bin" / "spark-submit"), "--class", SERVER_CLASS, "--name", f"prepbench {engine}",
                "--properties-file", str(conf_file), "spark-internal"]
     return services.Service(

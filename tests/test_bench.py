@@ -112,7 +112,7 @@ def team_dask(tmp_path_factory):
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory, settings, team_dask):
     root = tmp_path_factory.mktemp("e2e")
-    (root / "workloads").mkdir()
+    shutil.copytree(REPO_ROOT / "workloads", root / "workloads")  # the example beside the test's own
     for name, text in USER_SQL.items():
         (root / "workloads" / name).write_text(text)
     events = pa.table({"kind": [f"k{i % 7}" for i in range(MY_EVENTS_ROWS)],
@@ -133,6 +133,7 @@ def e2e(tmp_path_factory, settings, team_dask):
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, env=env)
     after = sorted(asv_results.rglob("*.json")) if asv_results.exists() else []
     assert after == before, "a smoke run must leave results/asv alone"
+    assert (root / "results").is_dir(), done.stdout[-3000:] + done.stderr[-3000:]
     run_dir = results.latest_run(root / "results")
     return done, run_dir, analysis.analyze_dirs([run_dir])
 
