@@ -38,8 +38,15 @@ SMOKE_BENCHMARKS = r"^(workloads\.Workloads\.|coverage\.)"  # a dry run saves no
 TIMED_WORKLOADS = r"^workloads\.Workloads\."  # a preset's later passes: plan coverage was explained in the first
 
 
+BUDGET_RESERVE_S = 30  # of a wall-time budget, kept for stopping the services, the summary, site and archive
+
+
 class Interrupted(Exception):
     """SIGTERM, treated like Ctrl-C: stop the run cleanly."""
+
+
+class BudgetSpent(Exception):
+    """The run's wall-time budget (--budget) is spent: stop cleanly and keep what finished."""
 
 
 def check(settings: RunSettings) -> list[str]:
@@ -179,8 +186,12 @@ class Phases:
 
 
 def run(settings: RunSettings, smoke: bool, bench_regex: str | None, asv_args: list[str], with_suite: bool,
-        preset: Preset | None = None, archive: bool = False, offline: bool = False, progress=print) -> int:
+        preset: Preset | None = None, archive: bool = False, offline: bool = False, budget_s: float | None = None,
+        progress=print) -> int:
+    """One run; whatever happens once its directory exists (a service that dies at start, a spent budget, Ctrl-C)
+    it ends with its state, summary and site, and its archive when asked for, and says in one line what failed."""
     phases = Phases()
+    deadline = phases.began + budget_s - BUDGET_RESERVE_S if budget_s else None
     if preset:
         settings = replace(settings, workloads=preset.workloads, scales=preset.scales)
     with phases.timed("checks"):
@@ -205,15 +216,14 @@ def run(settings: RunSettings, smoke: bool, bench_regex: str | None, asv_args: l
     progress(f"prepbench: run directory {run_dir}" + (f" (preset {preset.name}: {preset.description})" if preset else ""))
     passes = _passes(settings, smoke, bench_regex, with_suite, preset)
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    asv_status, state = 1, "interrupted"
+    asv_status, state, failed = 1, "interrupted", None
     try:
         try:
             with phases.timed("data"):
                 for chosen, _ in passes:
                     prepare_data(chosen, progress)
         except (HarnessError, OSError) as err:
-            records.add_problem(run_dir, f"the datasets could not be prepared: {err}")
-            raise
+            raise HarnessError(f"the datasets could not be prepared: {err}") from None
         with started_services(settings, run_dir / "logs", progress, phases) as addresses:
             try:
                 if preset and preset.smoke:
@@ -225,6 +235,8 @@ def run(settings: RunSettings, smoke: bool, bench_regex: str | None, asv_args: l
             else:
                 asv_status = 0
                 for number, (chosen, regex) in enumerate(passes, start=1):
+                    if deadline is not None and time.perf_counter() >= deadline:
+                        raise BudgetSpent(f"the wall-time budget of {budget_s:.0f} s was spent before pass {number}")
                     if len(passes) > 1:
                         progress(f"prepbench: pass {number} of {len(passes)}: {', '.join(chosen.workloads)} at "
                                  f"{', '.join(chosen.scales)}")
@@ -232,10 +244,18 @@ def run(settings: RunSettings, smoke: bool, bench_regex: str | None, asv_args: l
                            services.SERVICES_ENV: json.dumps(addresses)}
                     command = _asv_command(run_dir, smoke or preset is not None, preset, regex, asv_args, number)
                     with phases.timed("benchmarks"):
-                        asv_status = _asv(command, env, run_dir, expected(chosen), progress) or asv_status
+                        asv_status = _asv(command, env, run_dir, expected(chosen), progress, deadline) or asv_status
                 state = "complete"
     except (KeyboardInterrupt, Interrupted):
         progress("prepbench: interrupted; the services are stopped and the run is marked interrupted")
+    except BudgetSpent as err:
+        failed = f"{err}: what finished is recorded"
+        progress(f"prepbench: {failed}; the services are stopped")
+        records.add_problem(run_dir, failed)
+    except HarnessError as err:  # a service that died at start, data that could not be made: the run still ends
+        failed = str(err)
+        records.add_problem(run_dir, failed)
+        state = "complete"
     finally:
         signal.signal(signal.SIGTERM, previous)
     if state == "complete":
@@ -246,6 +266,10 @@ def run(settings: RunSettings, smoke: bool, bench_regex: str | None, asv_args: l
         path = records.archive(run_dir)
         progress(f"run archive written to {path} ({path.stat().st_size / 2**20:.1f} MiB): copy it off the host, "
                  f"unpack it into results/runs/ there and run `python -m harness site`")
+    if failed:
+        lines = [line.strip() for line in failed.splitlines() if line.strip()]
+        said = lines[0] + (f" ... {lines[-1]}" if len(lines) > 1 else "")
+        print(f"prepbench: FAILED: {said} (details: {run_dir / 'summary.txt'})", file=sys.stderr)
     return status
 
 
@@ -284,9 +308,10 @@ def expected(settings: RunSettings) -> list[tuple[str, str, str]]:
             for scale in scales(settings) if workloads.get(workload).runs_at(scale)]
 
 
-def _asv(command: list[str], env: dict, run_dir: Path, benchmarks: list[tuple], progress) -> int:
-    """Run asv with its output in the run's log and the run's progress on the console; on Ctrl-C or SIGTERM
-    stop it (it stops its benchmark processes) and re-raise."""
+def _asv(command: list[str], env: dict, run_dir: Path, benchmarks: list[tuple], progress,
+         deadline: float | None = None) -> int:
+    """Run asv with its output in the run's log and the run's progress on the console; on Ctrl-C, SIGTERM or a
+    spent budget stop it (it stops its benchmark processes) and re-raise."""
     _ensure_asv_machine(env)
     log = run_dir / "logs" / "asv.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -298,8 +323,11 @@ def _asv(command: list[str], env: dict, run_dir: Path, benchmarks: list[tuple], 
         asv = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
         watcher.start()
         try:
-            status = asv.wait()
-        except (KeyboardInterrupt, Interrupted):
+            try:
+                status = asv.wait(timeout=None if deadline is None else max(1.0, deadline - time.perf_counter()))
+            except subprocess.TimeoutExpired:
+                raise BudgetSpent("the wall-time budget was spent while asv ran") from None
+        except (KeyboardInterrupt, Interrupted, BudgetSpent):
             asv.send_signal(signal.SIGINT)
             try:
                 asv.wait(timeout=30)

@@ -8,7 +8,11 @@
   Jars inside are stored uncompressed: zstd over stored classes is about half the size of deflated jars;
 * ``MANIFEST.json``: each part's size, SHA-256 and (about) what it holds, and what was removed and why;
 * ``install.sh`` and ``install.py`` (standard library only), and ``bootstrap/``, the zstandard wheel the
-  installer unpacks the payload with; ``SHA256SUMS`` over every file.
+  installer unpacks the payload with; ``gpu_host.py``, what each transfer's command runs on a GPU host;
+  ``SHA256SUMS`` over every file.
+
+``--host-packages`` leaves numpy, pandas, pyarrow, jinja2 and grpcio (``HOST_PACKAGES``) to the host's own, in
+the ranges stated there, which the installer checks.
 
 ``--gpu-arch sm_90`` keeps only the installed Spark's shim in the plugin jar and only that architecture's
 device code in libcudf (``harness/fatbin.py``). ``--minimal`` also drops Spark's jars that no engine of the
@@ -65,6 +69,13 @@ UNUSED_SPARK_JARS = {
 JAVA_MODULES = ("java.se", "jdk.unsupported", "jdk.crypto.ec", "jdk.management", "jdk.security.auth", "jdk.zipfs",
                 "jdk.naming.dns", "jdk.net", "jdk.incubator.vector")
 
+# What a GPU host's Python usually has already (a PyTorch environment): with --host-packages the bundle leaves
+# their wheels out and the installer checks the host's versions against these ranges, which the suite and
+# PySpark 4.1.3 work with (PySpark's own minimums; pandas below 3, which PySpark 4.1 does not support; pyarrow
+# from 15, for the compute functions the data generator uses; grpcio from 1.67, Spark Connect's minimum).
+HOST_PACKAGES = {"numpy": ((1, 26), (3,)), "pandas": ((2, 2), (3,)), "pyarrow": ((15,), (27,)),
+                 "jinja2": ((3, 1), (4,)), "grpcio": ((1, 67), (2,))}
+
 OTHER_PLATFORM_LIBRARIES = re.compile(r"(^|/)(linux/aarch64|darwin|osx|macos|windows)[^/]*/")
 
 
@@ -76,7 +87,8 @@ def requirements(minimal: bool) -> list[str]:
 
 
 def build(output: Path, python_version: str, platforms=PLATFORMS, gpu_archs: tuple[str, ...] | None = None,
-          minimal: bool = False, split_bytes: int | None = None, level: int = ZSTD_LEVEL, progress=print) -> Path:
+          minimal: bool = False, split_bytes: int | None = None, level: int = ZSTD_LEVEL, progress=print,
+          host_packages: tuple[str, ...] = ()) -> Path:
     output = Path(output)
     if output.exists():
         raise HarnessError(f"{output} exists: remove it or choose another directory")
@@ -90,6 +102,7 @@ def build(output: Path, python_version: str, platforms=PLATFORMS, gpu_archs: tup
     try:
         _source(staging / "src", progress)
         removed["spark_jars"] = _wheels(staging / "wheels", python_version, platforms, minimal, progress)
+        removed["host_packages"] = _leave_to_host(staging / "wheels", host_packages, progress)
         removed.update(_jars(staging / "jars", gpu_archs, minimal, progress))
         if minimal:
             removed["java_runtime"] = _java_runtime(staging / "jre", progress)
@@ -99,12 +112,14 @@ def build(output: Path, python_version: str, platforms=PLATFORMS, gpu_archs: tup
         shutil.rmtree(staging)
         parts = _split(partial / PAYLOAD, split_bytes, members)
         _bootstrap(partial / "bootstrap", python_version, platforms, progress)
-        for name in ("install.sh", "install.py"):
+        for name in ("install.sh", "install.py", "gpu_host.py"):
             shutil.copy2(Path(__file__).with_name("bundle_install") / name, partial / name)
         (partial / "install.sh").chmod(0o755)
         manifest = {"format": 1, "python_version": python_version, "gpu_archs": list(gpu_archs or []) or "all",
                     "minimal": minimal, "extras": ["dataframe"] + ([] if minimal else ["test"]),
-                    "spark": versions.pairing().spark, "parts": parts, "contents_bytes": contents, "removed": removed}
+                    "spark": versions.pairing().spark, "parts": parts, "contents_bytes": contents, "removed": removed,
+                    "host_packages": {name: [list(HOST_PACKAGES[name][0]), list(HOST_PACKAGES[name][1])]
+                                      for name in host_packages}}
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         _checksums(partial)
         os.rename(partial, output)
@@ -159,6 +174,21 @@ def _wheels(target: Path, python_version: str, platforms, minimal: bool, progres
     if dropped:
         progress(f"wheels: PySpark without {len(dropped)} jars ({sum(dropped.values()) / 2**20:.0f} MiB) no engine loads")
     return dropped
+
+
+def _leave_to_host(wheels: Path, names: tuple[str, ...], progress) -> dict[str, int]:
+    """Take the wheels of the packages the host brings out of the bundle; returns their sizes by file."""
+    unknown = [n for n in names if n not in HOST_PACKAGES]
+    if unknown:
+        raise HarnessError(f"--host-packages {','.join(unknown)}: the host may bring {', '.join(HOST_PACKAGES)}")
+    left = {}
+    for wheel in sorted(wheels.glob("*.whl")):
+        if wheel.name.split("-")[0].lower().replace("_", "-") in names:
+            left[wheel.name] = wheel.stat().st_size
+            wheel.unlink()
+    if left:
+        progress(f"wheels: left to the host: {', '.join(left)} ({sum(left.values()) / 2**20:.0f} MiB)")
+    return left
 
 
 def _repack_spark_wheel(source: Path, target: Path, minimal: bool) -> dict[str, int]:
@@ -338,6 +368,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--minimal", action="store_true", help="without the Spark jars no engine loads and the test "
                         "tools, with a jlinked Java runtime and native symbol tables zeroed")
     parser.add_argument("--split", metavar="SIZE", help="cut the payload into parts of at most SIZE, e.g. 56M")
+    parser.add_argument("--host-packages", nargs="?", const=",".join(HOST_PACKAGES), default="", metavar="LIST",
+                        help=f"leave these wheels out, for the host's own (default: {','.join(HOST_PACKAGES)}); the "
+                        "installer checks their versions against the ranges the suite and PySpark work with")
     parser.add_argument("--level", type=int, default=ZSTD_LEVEL, choices=range(1, 23), metavar="1-22",
                         help=f"zstd level: higher is smaller and slower (default {ZSTD_LEVEL})")
 
@@ -349,4 +382,5 @@ def build_from_args(args) -> Path:
             raise HarnessError(f"--gpu-arch {arch}: write an architecture as sm_90 (H100, H200), sm_80 (A100), "
                                "sm_89 (L4, L40S), sm_100 (B200)")
     return build(args.output, args.python_version, tuple(args.platform or PLATFORMS), archs, args.minimal,
-                 parse_size(args.split) if args.split else None, args.level)
+                 parse_size(args.split) if args.split else None, args.level,
+                 host_packages=tuple(n.strip().lower() for n in args.host_packages.split(",") if n.strip()))

@@ -30,6 +30,8 @@ def main(argv=None) -> int:
     _run_options(run)
     run.add_argument("--preset", metavar="NAME", help="a named run in conf/presets/, e.g. gpu-check (a new GPU host "
                      "in about five minutes); --scales and --workloads narrow it")
+    run.add_argument("--budget", type=float, metavar="SECONDS", help="stop cleanly once this much wall time is spent "
+                     "(30 s of it kept for the summary and archive) and keep what finished: for a host lent briefly")
     run.add_argument("--archive", action="store_true", help="also write the run directory as one .tar.gz beside it, "
                      "to take the results off the host (implied by --preset)")
     run.add_argument("--offline", action="store_true", help="fetch nothing: use only the jars and tools already cached, "
@@ -165,6 +167,8 @@ def cmd_bench(args) -> int:
             raise HarnessError("give --dask-scheduler or --dask-scheduler-file, not both")
         changes["dask_scheduler"] = args.dask_scheduler or str(Path(args.dask_scheduler_file).expanduser().resolve())
     settings = _settings(args, default_scales=SMOKE_SCALE if args.smoke else None, **changes)
+    if args.budget is not None and args.budget < 60:
+        raise HarnessError(f"--budget {args.budget:g}: give the run at least 60 s (30 of them are kept for its end)")
     preset = None
     if args.preset:
         if args.smoke or args.sweep:
@@ -175,7 +179,7 @@ def cmd_bench(args) -> int:
     for engine in settings.engines:  # an unreachable master fails here, before asv starts a process per benchmark
         cluster.check_master(Engine.of(engine, settings).conf)
     return bench.run(settings, args.smoke, args.bench, args.asv_args, args.with_suite_benchmarks, preset,
-                     archive=args.archive or preset is not None, offline=args.offline)
+                     archive=args.archive or preset is not None, offline=args.offline, budget_s=args.budget)
 
 
 def cmd_summary(args) -> int:

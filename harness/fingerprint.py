@@ -99,7 +99,10 @@ def spark_kind(type_string: str) -> str:
 
 
 def spark_fingerprint(df) -> dict:
-    """The fingerprint of a Spark DataFrame (classic or Spark Connect), computed by Spark in one aggregation."""
+    """The fingerprint of a Spark DataFrame (classic or Spark Connect), computed where it is: exact and floating
+    scalar columns in one aggregation; floating arrays and vectors, whose elements are many, exploded into rows
+    and summed in an aggregation of their own over the same output, kept for the purpose (a per-element lambda
+    over a million rows of vectors took minutes where this takes seconds)."""
     from pyspark.sql import functions as F
 
     kinds = {name: spark_kind(t) for name, t in df.dtypes}
@@ -111,21 +114,48 @@ def spark_fingerprint(df) -> dict:
     row_weight = F.lit(0.5) + F.shiftrightunsigned(h, 12).bitwiseAND(_WEIGHT_BITS) / F.lit(float(_WEIGHT_BITS + 1))
     aggs = [F.count(F.lit(1)).alias("rows"),
             F.sum(h.bitwiseAND(0xFFFFFFFF)).alias("hash_lo"), F.sum(F.shiftrightunsigned(h, 32)).alias("hash_hi")]
-    for column in sorted(c for c in kinds if kinds[c] != "exact"):
-        aggs += _spark_float_aggs(F, column, kinds[column], row_weight)
     scalars = sorted(c for c in kinds if kinds[c] == "float")
+    lists = sorted(c for c in kinds if kinds[c] in ("floats", "vector"))
+    for column in scalars:
+        aggs += _spark_float_aggs(F, column, row_weight)
+    aggs += [F.sum(F.col(f"`{c}`").isNull().cast("long")).alias(f"nulls:{c}") for c in lists]
     if len(scalars) >= 2:
         aggs += _spark_cross_aggs(F, scalars)
-    row = normalized.agg(*aggs).first().asDict()
-    floats = {c: {"kind": kinds[c], **{stat: _plain(row[f"{stat}:{c}"]) for stat in (*_COUNTS, *_STATS)}}
-              for c in sorted(kinds) if kinds[c] != "exact"}
+    if lists:
+        normalized = normalized.select("*", h.alias(_HASH)).persist()
+    try:
+        row = normalized.agg(*aggs).first().asDict()
+        floats = {c: {"kind": "float", **{stat: _plain(row[f"{stat}:{c}"]) for stat in (*_COUNTS, *_STATS)}}
+                  for c in scalars}
+        for c in lists:
+            floats[c] = {"kind": kinds[c], **_spark_list_stats(F, normalized, c, kinds[c])}
+            floats[c]["missing"] += row[f"nulls:{c}"] or 0  # a null array or vector counts as missing
+    finally:
+        if lists:
+            normalized.unpersist()
     if len(scalars) >= 2:
         for c in scalars:
             floats[c]["cross"] = {stat: _plain(row[f"{stat}:{c}"]) or 0.0 for stat in _CROSS}
             floats[c]["cross"]["w"] = _cross_weight_total(scalars, c)
-    return _assembled(row["rows"], exact, row["hash_lo"] or 0, row["hash_hi"] or 0, floats)
+    return _assembled(row["rows"], exact, row["hash_lo"] or 0, row["hash_hi"] or 0, dict(sorted(floats.items())))
 
 
+_HASH = "__prepbench_row_hash"
+
+
+def _spark_list_stats(F, normalized, column: str, kind: str) -> dict:
+    """The element statistics of one floating array or vector column: each element a row (position, value),
+    weighted by its row's hash and its position (a vector's index), summed with plain aggregates."""
+    c = F.col(f"`{column}`")
+    values = c if kind == "floats" else c["values"]
+    exploded = normalized.select(F.col(_HASH), c.alias("__list"), F.posexplode(values).alias("__pos", "__x"))
+    position = F.col("__pos") if kind == "floats" else F.element_at(F.col("__list")["indices"], F.col("__pos") + 1)
+    h = F.col(_HASH)
+    row_weight = F.lit(0.5) + F.shiftrightunsigned(h, 12).bitwiseAND(_WEIGHT_BITS) / F.lit(float(_WEIGHT_BITS + 1))
+    per_element = _classified(F, F.col("__x"), _position_weight(row_weight, position))
+    row = exploded.agg(*[F.coalesce(F.sum(expr), F.lit(0 if field in _COUNTS else 0.0)).alias(field)
+                         for field, expr in per_element.items()]).first().asDict()
+    return {field: _plain(row[field]) for field in (*_COUNTS, *_STATS)}
 def _assembled(rows: int, exact: list[str], hash_lo: int, hash_hi: int, floats: dict) -> dict:
     found = {"version": VERSION, "rows": rows, "exact_columns": exact, "hash_lo": hash_lo, "hash_hi": hash_hi,
              "floats": floats}
@@ -207,43 +237,20 @@ def _sparse_entries(F, vector):
     return F.when(vector.isNull(), F.lit(None)).otherwise(entries)
 
 
-def _spark_float_aggs(F, column: str, kind: str, row_weight) -> list:
-    c = F.col(f"`{column}`")
+def _classified(F, x, weight) -> dict:
+    """Per value: whether it is missing (null or NaN) or infinite, and its finite part's contributions."""
     inf = F.lit(float("inf"))
+    missing = x.isNull() | F.isnan(x)
+    v = F.when(~missing & (x != inf) & (x != -inf), x)
+    return {"count": F.when(v.isNotNull(), 1).otherwise(0), "missing": missing.cast("long"),
+            "posinf": F.coalesce(x == inf, F.lit(False)).cast("long"),
+            "neginf": F.coalesce(x == -inf, F.lit(False)).cast("long"),
+            "sum": v, "sum_abs": F.abs(v), "sum_sq": v * v, "weighted": v * weight}
 
-    def classify(x):  # (missing, +inf, -inf, finite value or null)
-        missing = x.isNull() | F.isnan(x)
-        finite = F.when(~missing & (x != inf) & (x != -inf), x)
-        return missing, F.coalesce(x == inf, F.lit(False)), F.coalesce(x == -inf, F.lit(False)), finite
 
-    if kind == "float":
-        missing, posinf, neginf, v = classify(c)
-        per_row = {"count": F.when(v.isNotNull(), 1).otherwise(0), "missing": missing.cast("long"),
-                   "posinf": posinf.cast("long"), "neginf": neginf.cast("long"),
-                   "sum": v, "sum_abs": F.abs(v), "sum_sq": v * v, "weighted": v * row_weight}
-    else:  # arrays: elements weighted by position; vectors: non-zero entries weighted by index
-        values, positions = (c, None) if kind == "floats" else (c["values"], c["indices"])
-
-        def element(x, i):
-            missing, posinf, neginf, v = classify(x)
-            weight = _position_weight(row_weight, positions[i] if positions is not None else i)
-            return F.struct(missing.cast("long").alias("missing"), posinf.cast("long").alias("posinf"),
-                            neginf.cast("long").alias("neginf"), F.when(v.isNotNull(), 1).otherwise(0).alias("count"),
-                            F.coalesce(v, F.lit(0.0)).alias("sum"), F.coalesce(F.abs(v), F.lit(0.0)).alias("sum_abs"),
-                            F.coalesce(v * v, F.lit(0.0)).alias("sum_sq"),
-                            F.coalesce(v * weight, F.lit(0.0)).alias("weighted"))
-
-        entries = F.transform(values, element)
-        per_row = {field: F.aggregate(entries, F.lit(0).cast("long") if field in _COUNTS else F.lit(0.0),
-                                      _adder(field)) for field in (*_COUNTS, *_STATS)}
-        per_row = {field: F.coalesce(expr, F.lit(0 if field in _COUNTS else 0.0)) for field, expr in per_row.items()}
-        per_row["missing"] = per_row["missing"] + c.isNull().cast("long")  # a null array counts as missing too
+def _spark_float_aggs(F, column: str, row_weight) -> list:
+    per_row = _classified(F, F.col(f"`{column}`"), row_weight)
     return [F.sum(expr).alias(f"{field}:{column}") for field, expr in per_row.items()]
-
-
-def _adder(field: str):
-    """acc + element[field], as a two-argument lambda (PySpark counts a lambda's parameters)."""
-    return lambda acc, element: acc + element[field]
 
 
 def _position_weight(row_weight, position):
@@ -258,15 +265,18 @@ def spark_rows(df, limit: int = ROW_LIMIT):
     return None if table.num_rows > limit else table
 
 
-def spark_output(df, limit: int = ROW_LIMIT) -> tuple[dict, int, object]:
-    """(fingerprint, rows, the normalized rows when at most `limit`): a small output is collected once and
-    fingerprinted here (the same fingerprint: the same hashes and weights over the same normalized columns),
-    a large one is fingerprinted by Spark in one aggregation, where it is."""
-    rows = spark_rows(df, limit)
-    if rows is not None:
-        return table_fingerprint(rows), rows.num_rows, rows
+def spark_output(df, limit: int = ROW_LIMIT, small: bool = True) -> tuple[dict, int, object]:
+    """(fingerprint, rows, the normalized rows when at most `limit`). An output expected to be small (its inputs
+    have at most `limit` rows) is collected once and fingerprinted here: the same fingerprint, the same hashes
+    and weights over the same normalized columns. Any other is fingerprinted by Spark where it is, and collected
+    as well only if it turns out small."""
+    if small:
+        rows = spark_rows(df, limit)
+        if rows is not None:
+            return table_fingerprint(rows), rows.num_rows, rows
     found = spark_fingerprint(df)
-    return found, found["rows"], None
+    rows = spark_rows(df, limit) if found["rows"] <= limit and not small else None
+    return found, found["rows"], rows
 
 
 def _plain(value):

@@ -96,15 +96,20 @@ def update_run(run_dir: Path, **changes) -> None:
     write_json(Path(run_dir) / RUN_FILE, info)
 
 
+ARCHIVE_LEAVES_OUT = ("outputs", "asv-html")  # the kept rows (checked on the host already), asv's own pages
+
+
 def archive(run_dir: Path) -> Path:
-    """The run directory as one RUN.tar.gz beside it (written atomically), to take results off a host."""
+    """The run directory as one RUN.tar.gz beside it (written atomically), to take results off a host: records,
+    summary, comparison, site, the services' logs and crash reports, event logs; not the kept output rows."""
     import tarfile
 
     run_dir = Path(run_dir)
     target = run_dir.with_name(run_dir.name + ".tar.gz")
+    skip = lambda info: None if Path(info.name).parts[1:2] and Path(info.name).parts[1] in ARCHIVE_LEAVES_OUT else info
     with tempfile.NamedTemporaryFile(dir=run_dir.parent, prefix=f".{target.name}.", delete=False) as tmp:
         with tarfile.open(fileobj=tmp, mode="w:gz") as tar:
-            tar.add(run_dir, arcname=run_dir.name)
+            tar.add(run_dir, arcname=run_dir.name, filter=skip)
     os.chmod(tmp.name, 0o644)
     os.replace(tmp.name, target)
     return target
@@ -130,6 +135,7 @@ def environment() -> dict:
         "rapids_plugin": pairing().rapids,
         "comet": pairing().comet,
         "scala": pairing().scala,
+        "packages": packages(),
         "gpus": gpus,
         "gpu_unavailable_reason": gpu_problem,
         "commit": _git("rev-parse", "HEAD"),
@@ -137,6 +143,20 @@ def environment() -> dict:
         "env": {k: redact(k, v) for k, v in sorted(os.environ.items())
                 if k.startswith(_ENV_PREFIXES) and k not in _NOT_RECORDED_ENV},
     }
+
+
+def packages() -> dict[str, str | None]:
+    """The versions of the Python packages results depend on, as installed (a GPU host's own numpy or pandas,
+    reused by a --host-packages bundle, may differ from the pins)."""
+    from importlib import metadata
+
+    found = {}
+    for name in ("pyspark", "numpy", "pandas", "pyarrow", "jinja2", "grpcio", "dask", "distributed", "nvidia-ml-py"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 def _cpu_model() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -32,6 +33,7 @@ class ServiceError(HarnessError):
     """A service did not start; the message ends with the tail of its log."""
 
 
+ERROR_LINE = re.compile(r"\b(ERROR|FATAL)\b|Exception|Error:|Caused by|# A fatal error|Could not create the Java")
 TOKEN_PREFIX = "pbk_"  # a run's secrets say what they are, so a scan of the results can look for them
 
 
@@ -70,14 +72,19 @@ class Process:
         return self.popen.poll() is None
 
     def tail(self, lines: int = 25) -> str:
+        """The log's error lines (an exception, a JVM's fatal error), or its last lines when it has none."""
         try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+            text = self.log.read_text(errors="replace").splitlines()
         except OSError:
             return "(no log)"
+        errors = [line for line in text if ERROR_LINE.search(line)]
+        return "\n".join(errors[-12:] if errors else text[-lines:])
 
     def failure(self, what: str) -> ServiceError:
         state = f"exited with status {self.popen.returncode}" if not self.alive() else "did not answer"
-        return ServiceError(f"the {self.name} {state} while {what}; the end of its log ({self.log}):\n{self.tail()}")
+        crashes = sorted(self.log.parent.glob("hs_err_pid*.log"))
+        crash = f" (the JVM's fatal error report: {crashes[-1]})" if crashes else ""
+        return ServiceError(f"the {self.name} {state} while {what}{crash}; from its log ({self.log}):\n{self.tail()}")
 
     def stop(self) -> None:
         """Stop the process and everything below it, escalating to SIGKILL."""
@@ -135,10 +142,12 @@ class Service:
 
 
 def start(name: str, command: list[str], env: dict, log: Path) -> Process:
+    """Start a service with its log's folder as its working directory: a JVM that crashes writes its fatal error
+    report (hs_err_pid*.log) there, beside the log, and a run's archive takes both."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         popen = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                 preexec_fn=_die_with_parent)
+                                 preexec_fn=_die_with_parent, cwd=log.parent)
     return Process(name, popen, log)
 
 

@@ -169,7 +169,7 @@ class Trial:
 
     def _fingerprint(self) -> None:
         limit = int(self.engine.value(f"{SUITE_PREFIX}compare.max_rows", str(ROW_LIMIT)))
-        found, output_rows, table = self.session.output(self.workload, self.inputs, limit)
+        found, output_rows, table = self.session.output(self.workload, self.inputs, limit, self.record.rows)
         self.record.fingerprint, self.record.output_rows = found, output_rows
         if table is not None:
             import pyarrow.parquet as pq

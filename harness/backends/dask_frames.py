@@ -114,7 +114,7 @@ class DaskRun:
             result.persist()
         return None
 
-    def output(self, workload, paths, limit: int):
+    def output(self, workload, paths, limit: int, input_rows: int | None = None):
         result = self._lazy(workload, paths).compute()
         if hasattr(result, "to_pandas"):  # cuDF partitions
             result = result.to_pandas()

@@ -73,7 +73,7 @@ class PandasRun:
         self._compute(workload, paths)
         return None
 
-    def output(self, workload, paths, limit: int):
+    def output(self, workload, paths, limit: int, input_rows: int | None = None):
         result = self._compute(workload, paths)
         if self.accelerated:
             result = result.as_cpu_object()  # a cudf.pandas proxy, back to pandas

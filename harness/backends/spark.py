@@ -113,8 +113,8 @@ class SparkRun:
     def force(self, workload, tables) -> dict | None:
         return workload.force(workload.build(tables))
 
-    def output(self, workload, tables, limit: int):
-        return fingerprint.spark_output(workload.build(tables), limit)
+    def output(self, workload, tables, limit: int, input_rows: int | None = None):
+        return fingerprint.spark_output(workload.build(tables), limit, small=(input_rows or 0) <= limit)
 
     def instrumented(self, workload, tables, label: str):
         """One run tagged for the REST API: (seconds, figures, Spark's metrics, the plan that ran)."""
