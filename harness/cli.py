@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import (REPO_ROOT, EngineUnavailable, HarnessError, analysis, bench, browser, bundle, cluster, coverage, dashboard, data,
-               jars, keys, presets, qualx, records, report, results, versions, workloads)
+               jars, keys, presets, qualx, records, rehearsal, report, results, versions, workloads)
 from .backends import Engine
 from .config import RESULTS_DIR, RunSettings, engines, merge, redact, scale_rows, warnings
 from .standalone import StandaloneCluster
@@ -77,6 +77,9 @@ def main(argv=None) -> int:
 
     pack = commands.add_parser("bundle", help="build an offline bundle (source, wheels, jars, checksums)")
     bundle.add_arguments(pack)
+    rehearse = commands.add_parser("rehearse", help="the calls that install and run the suite on a GPU host lent "
+                                   "through a narrow channel, rehearsed against a local directory, limits enforced")
+    rehearsal.add_arguments(rehearse)
 
     site = commands.add_parser("site", help="write the comparison site (index.html, CSV, JSON, asv's history) "
                                             "from the results")
@@ -303,6 +306,10 @@ def cmd_bundle(args) -> int:
     return 0
 
 
+def cmd_rehearse(args) -> int:
+    return rehearsal.from_args(args)
+
+
 def cmd_doctor(args) -> int:
     """Runs each engine's real checks; exits 1 if an engine that is not opt-in cannot run here."""
     settings = RunSettings.from_env()
@@ -357,6 +364,7 @@ COMMANDS = {
     "config": cmd_config,
     "generate": cmd_generate,
     "bundle": cmd_bundle,
+    "rehearse": cmd_rehearse,
     "coverage": cmd_coverage,
     "doctor": cmd_doctor,
     "workloads": cmd_workloads,
