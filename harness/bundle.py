@@ -162,11 +162,15 @@ def _wheels(target: Path, python_version: str, platforms, minimal: bool, progres
     spark = [r for r in requirements(minimal) if r.startswith("pyspark")]
     others = [r for r in requirements(minimal) if not r.startswith("pyspark")]
     progress(f"wheels: building {spark[0]}, then downloading the rest for Python {python_version} on {platforms[0]}")
-    built = target / "built"
-    _run([*pip, "wheel", "--quiet", "--no-deps", "-w", str(built), *spark], f"build a wheel of {spark[0]}")
-    wheel = next(built.glob("pyspark-*.whl"))
-    dropped = _repack_spark_wheel(wheel, target / wheel.name, minimal)
-    shutil.rmtree(built)
+    def build_and_repack(into: Path) -> dict:
+        built = into / "built"
+        _run([*pip, "wheel", "--quiet", "--no-deps", "-w", str(built), *spark], f"build a wheel of {spark[0]}")
+        wheel = next(built.glob("pyspark-*.whl"))
+        found = _repack_spark_wheel(wheel, into / wheel.name, minimal)
+        shutil.rmtree(built)
+        return found
+
+    dropped = _cached(f"{spark[0]}-minimal={minimal}", target, build_and_repack, progress)
     tags = [arg for platform in platforms for arg in ("--platform", platform)]
     _run([*pip, "download", "--quiet", "--only-binary=:all:", "--implementation", "cp", "--python-version",
           python_version, *tags, "-d", str(target), *others, "py4j==0.10.9.9", "setuptools>=68", "wheel"],
@@ -246,9 +250,10 @@ def _jars(target: Path, gpu_archs: tuple[str, ...] | None, minimal: bool, progre
     if gpu_archs or minimal:
         shim = versions.pairing().shim
         progress(f"rapids jar: only the {shim} shim" + (f" and {', '.join(gpu_archs)} device code" if gpu_archs else ""))
-        record = fatbin.prune_plugin_jar(rapids, target / rapids.name, shim, set(gpu_archs) if gpu_archs else None,
-                                         strip_symbols=minimal, store_all=True, progress=progress)
-        removed["rapids_jar"] = record
+        key = f"{rapids.name}-{rapids.stat().st_size}-{shim}-{','.join(sorted(gpu_archs or ['all']))}-{minimal}"
+        removed["rapids_jar"] = _cached(key, target, lambda into: fatbin.prune_plugin_jar(
+            rapids, into / rapids.name, shim, set(gpu_archs) if gpu_archs else None, strip_symbols=minimal,
+            store_all=True, progress=progress), progress)
     else:
         progress(f"rapids jar: {rapids} (whole)")
         _link_or_copy(rapids, target / rapids.name)
@@ -265,6 +270,31 @@ def _jars(target: Path, gpu_archs: tuple[str, ...] | None, minimal: bool, progre
         progress(f"comet jar: {comet} (whole)")
         _link_or_copy(comet, target / comet.name)
     return removed
+
+
+def _cached(key: str, target: Path, make, progress) -> dict:
+    """What `make(folder)` writes into a folder (and the record it returns), made once per key and machine in
+    ~/.cache/prepbench/bundle/ and linked into `target`: PySpark's wheel is built from source and the plugin jar
+    pruned from 1 GB, minutes each, while their inputs are pinned."""
+    code = b"".join(Path(m.__file__).read_bytes() for m in (fatbin, sys.modules[__name__]))  # how they are made
+    cache = jars.cache_dir() / "bundle" / hashlib.sha1(key.encode() + code).hexdigest()[:16]
+    if not (cache / "record.json").is_file():
+        partial = Path(tempfile.mkdtemp(dir=jars.cache_dir(), prefix=".bundle-"))
+        try:
+            record = make(partial)
+            (partial / "record.json").write_text(json.dumps(record))
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(cache, ignore_errors=True)
+            os.replace(partial, cache)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+    else:
+        progress(f"reused from {cache}: {key}")
+    for made in cache.iterdir():
+        if made.name != "record.json":
+            _link_or_copy(made, target / made.name)
+    return json.loads((cache / "record.json").read_text())
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -40,7 +40,7 @@ class Call:
     command: str
 
 
-def calls(bundle: Path, budget_s: int = PRESET_BUDGET_S) -> list[Call]:
+def calls(bundle: Path, budget_s: int = PRESET_BUDGET_S, narrowed: tuple[str, ...] = ()) -> list[Call]:
     """The calls that install and run the suite on the host, one payload part each."""
     bundle = Path(bundle).resolve()
     try:
@@ -54,7 +54,8 @@ def calls(bundle: Path, budget_s: int = PRESET_BUDGET_S) -> list[Call]:
     for number, part in enumerate(parts, start=1):
         steps = [f"{script} stage {relative} {relative}/{part}"]
         if number == len(parts):
-            steps += [f"{script} install", f'{script} run "$OUT" --budget {budget_s}']
+            steps += [f"{script} install", f'{script} run "$OUT" --budget {budget_s}'
+                      + (" -- " + " ".join(narrowed) if narrowed else "")]
         command = " && ".join(steps)
         if number == 1:  # what the host has, said first whatever it is
             command = f"{script} preflight ; {command}"
@@ -79,7 +80,8 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def rehearse(bundle: Path, host: Path, host_python: str, budget_s: int = PRESET_BUDGET_S, progress=print) -> list[dict]:
+def rehearse(bundle: Path, host: Path, host_python: str, budget_s: int = PRESET_BUDGET_S, narrowed: tuple[str, ...] = (),
+              progress=print) -> list[dict]:
     """Every call of `calls(bundle)` against `host` (a fresh directory standing in for the GPU host), limits
     enforced; returns a row per call and raises HarnessError on the first limit broken or call failed."""
     host = Path(host).resolve()
@@ -90,7 +92,7 @@ def rehearse(bundle: Path, host: Path, host_python: str, budget_s: int = PRESET_
     tree = _tree_files()
     tree_bytes = sum((REPO_ROOT / f).stat().st_size for f in tree)
     rows, ended = [], None
-    for number, call in enumerate(calls(bundle, budget_s), start=1):
+    for number, call in enumerate(calls(bundle, budget_s, narrowed), start=1):
         began = time.monotonic()
         if ended is not None and began - ended > IDLE_LIMIT_S:
             raise HarnessError(f"call {number} started {began - ended:.0f} s after the last one: the host would have "

@@ -1,7 +1,10 @@
-"""The lean offline bundle, built for real (`--gpu-arch sm_90 --minimal --split 56M`), installed from its parts
-(renamed, moved, given in a shuffled order) into a fresh directory with pip's --no-index, and the gpu-check
-preset run there on the bundled Java runtime: the CPU engines run, the GPU engine is skipped with its
-reason, and plan coverage from the pruned plugin jar equals the unpruned jar's."""
+"""The GPU host's run, rehearsed for real: the lean bundle built once for the host's Python 3.12 with its own
+numpy, pandas, pyarrow, jinja2 and grpcio (`--gpu-arch sm_90 --minimal --host-packages --split`), its parts
+staged one call at a time, and the calls `rehearsal.calls` gives run against a fresh directory standing in for
+the host, with a Python 3.12 virtual environment as its Python (so the suite's venv is a venv inside a venv)
+and the channel's limits enforced: the install, the gpu-check preset within its budget on the bundled Java,
+the run's archive back through $OUT. On this host the GPU engine is skipped with its reason; the CPU engines run;
+plan coverage from the pruned plugin jar equals the unpruned jar's."""
 
 import json
 import os
@@ -9,43 +12,48 @@ import random
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
-from harness import REPO_ROOT, HarnessError, bundle, fatbin, results, versions
+from harness import REPO_ROOT, HarnessError, bundle, fatbin, rehearsal, versions
 
 pytestmark = [pytest.mark.plugin_jar, pytest.mark.slow, pytest.mark.network]
-PART = 56 << 20
+PART = 40 << 20
+HOST_PYTHON_VERSION = "3.12"
 CHECKED = "groupby_sum_mean,standardize_clip_pandas_udf"  # a shuffle and a Python UDF, from the preset
+NARROWED = ("--scales", "1e4", "--workloads", CHECKED)
+HOST_PACKAGES = ["numpy==2.2.6", "pandas==2.2.3", "pyarrow==23.0.1", "jinja2==3.1.5", "grpcio==1.76.0"]  # not the pins
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    return bundle.build(tmp_path_factory.mktemp("bundle") / "prepbench-bundle", python, gpu_archs=("sm_90",),
-                        minimal=True, split_bytes=PART, level=3, progress=lambda m: None)  # sizes: level 12
+def host_python(tmp_path_factory):
+    """A Python 3.12 virtual environment with the packages a GPU host's own environment has (other versions than
+    the suite's pins, inside the ranges), made once per machine: the stand-in for /opt/torch/.venv."""
+    base = shutil.which(f"python{HOST_PYTHON_VERSION}") or next(
+        (str(p) for p in sorted(Path.home().glob(f".pyenv/versions/{HOST_PYTHON_VERSION}.*/bin/python3"))), None)
+    if base is None:
+        pytest.skip(f"no Python {HOST_PYTHON_VERSION} here to stand in for the GPU host's")
+    from harness.jars import cache_dir
+
+    venv = cache_dir() / "rehearsal" / f"host-python-{HOST_PYTHON_VERSION}-{abs(hash(tuple(HOST_PACKAGES)))}"
+    python = venv / "bin" / "python3"
+    if not python.is_file():
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *HOST_PACKAGES], check=True)
+    return str(python)
 
 
 @pytest.fixture(scope="module")
-def installed(built, tmp_path_factory):
-    """Installed from parts moved elsewhere under other names, given in a shuffled order."""
-    root = tmp_path_factory.mktemp("offline")
-    shutil.copytree(built, root / "bundle", ignore=shutil.ignore_patterns(f"{bundle.PAYLOAD}*"))
-    parts = [built / p["name"] for p in json.loads((built / bundle.MANIFEST).read_text())["parts"]]
-    (root / "carried").mkdir()
-    moved = [shutil.copy(part, root / "carried" / f"piece-{i}") for i, part in enumerate(parts)]
-    random.Random(7).shuffle(moved)
-    env = _offline_env(root)
-    done = subprocess.run([str(root / "bundle" / "install.sh"), str(root / "suite"), *map(str, moved)], env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return root, env
-
-
-def _offline_env(root):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAVA_HOME", "RAPIDS_", "COMET_", "VIRTUAL_ENV"))}
-    return {**env, "XDG_CACHE_HOME": str(root / "cache"), "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""}
+def built():
+    out = REPO_ROOT / ".bundle" / f"test-{os.getpid()}"
+    shutil.rmtree(out, ignore_errors=True)
+    found = bundle.build(out, HOST_PYTHON_VERSION, gpu_archs=("sm_90",), minimal=True, split_bytes=PART, level=3,
+                         host_packages=tuple(bundle.HOST_PACKAGES), progress=lambda m: None)  # sizes: level 12
+    yield found
+    shutil.rmtree(found, ignore_errors=True)
 
 
 def test_the_parts_are_small_and_the_manifest_says_what_was_removed(built):
@@ -58,29 +66,71 @@ def test_the_parts_are_small_and_the_manifest_says_what_was_removed(built):
     assert not any(name.startswith(("spark-core", "spark-connect", "spark-mllib")) for name in removed["spark_jars"])
     assert "java.se" in removed["java_runtime"]["modules"]
     assert any("linux/aarch64" in name for name in removed["comet_jar"]["entries_removed"])
+    left = {name.split("-")[0].lower() for name in removed["host_packages"]}
+    assert {"numpy", "pandas", "pyarrow", "jinja2", "grpcio"} <= left  # the host's own are used
+    assert set(manifest["host_packages"]) == set(bundle.HOST_PACKAGES)
     listed = {line.split("  ", 1)[1] for line in (built / "SHA256SUMS").read_text().splitlines()}
-    assert {"install.sh", "install.py", bundle.MANIFEST} | {p["name"] for p in manifest["parts"]} <= listed
-    assert not built.with_name(built.name + ".partial").exists()
+    assert {"install.sh", "install.py", "gpu_host.py", bundle.MANIFEST} | {p["name"] for p in manifest["parts"]} <= listed
+
+
+def test_parts_are_staged_as_they_arrive_in_any_order_and_a_damaged_one_is_refused(built, tmp_path):
+    manifest = json.loads((built / bundle.MANIFEST).read_text())
+    arrived = []
+    for i, part in enumerate(manifest["parts"]):  # each arrives under another name, in its own step
+        arrived.append(tmp_path / f"incoming-{i}" / "piece")
+        arrived[-1].parent.mkdir()
+        shutil.copy(built / part["name"], arrived[-1])
+    random.Random(7).shuffle(arrived)
+    damaged = tmp_path / "damaged"
+    data = bytearray(arrived[0].read_bytes())
+    data[1000] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    stage = tmp_path / "stage"
+    refused = subprocess.run([str(built / "install.sh"), "--stage", str(stage), str(damaged)], capture_output=True,
+                             text=True)
+    assert refused.returncode == 1 and "matches no part of this bundle" in refused.stderr and "send it again" in refused.stderr
+    for k, piece in enumerate(arrived, start=1):
+        step = subprocess.run([str(built / "install.sh"), "--stage", str(stage), str(piece)], capture_output=True,
+                              text=True, check=True)
+        assert step.stdout.startswith(f"{k}/{len(arrived)} ") and " sha256 " in step.stdout and not piece.exists()
+    assert "all" in step.stdout and f"--from {stage}" in step.stdout
+    assert sorted(p.name for p in stage.iterdir()) == sorted(p["name"] for p in manifest["parts"])
+    done = subprocess.run([str(built / "install.sh"), str(tmp_path / "suite"), str(damaged)], capture_output=True,
+                          text=True)  # nothing is written when a part is missing or damaged
+    assert done.returncode == 1 and "bundle damaged" in done.stderr and not (tmp_path / "suite").exists()
 
 
 @pytest.fixture(scope="module")
-def preset_run(installed, tmp_path_factory):
-    root, env = installed
-    suite, work = root / "suite", tmp_path_factory.mktemp("preset")
-    done = subprocess.run([str(suite / ".venv" / "bin" / "python"), "-m", "harness", "bench", "--preset", "gpu-check",
-                           "--scales", "1e4", "--workloads", CHECKED, "--results-dir", str(work / "runs")],
-                          cwd=suite, env={**env, "PREPBENCH_DATA_DIR": str(work / "data")}, capture_output=True,
-                          text=True, timeout=1200)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    return done, results.latest_run(work / "runs")
+def rehearsed(built, host_python, tmp_path_factory):
+    host = tmp_path_factory.mktemp("gpu-host")
+    rows = rehearsal.rehearse(built, host, host_python, budget_s=600, narrowed=NARROWED, progress=lambda m: None)
+    return rows, host
 
 
-def test_the_installed_suite_runs_the_gpu_check_preset_on_the_bundled_java(installed, preset_run):
-    root, _ = installed
-    suite = root / "suite"
-    assert (suite / "jre" / "bin" / "java").is_file() and not (suite / ".bundle" / "wheels").exists()
-    done, run_dir = preset_run
-    assert "smoke: comet ran its aggregate on the Comet" in done.stdout
+def test_the_calls_install_and_run_the_preset_within_the_channels_limits(rehearsed, built):
+    rows, host = rehearsed
+    assert len(rows) == len(json.loads((built / bundle.MANIFEST).read_text())["parts"])
+    assert all(r["carried_mib"] <= rehearsal.CARRY_LIMIT >> 20 and r["status"] == 0 for r in rows)
+    first, last = (host / "call-1" / "output.txt").read_text(), (host / f"call-{len(rows)}" / "output.txt").read_text()
+    assert "free disk" in first and "python" in first and f"1/{len(rows)} " in first
+    assert "reused from the host: grpcio 1.76.0, jinja2 3.1.5, numpy 2.2.6, pandas 2.2.3, pyarrow 23.0.1" in last
+    assert "ldd of the bundled Java: every library found" in last
+    assert "smoke: comet ran its aggregate on the Comet" in last and rows[-1]["back"]
+
+
+def test_the_archive_that_came_back_holds_the_run(rehearsed, tmp_path):
+    rows, host = rehearsed
+    out = host / f"call-{len(rows)}" / "out"
+    pieces = sorted(out.iterdir())
+    archive = tmp_path / "run.tar.gz"
+    with open(archive, "wb") as whole:  # cat the pieces back together
+        for piece in pieces:
+            whole.write(piece.read_bytes())
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path, filter="data")
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    from harness import results
+
     run = results.load(run_dir)
     status = {(r.workload, r.engine): r for r in run.records}
     for name in CHECKED.split(","):
@@ -88,36 +138,26 @@ def test_the_installed_suite_runs_the_gpu_check_preset_on_the_bundled_java(insta
         assert status[(name, "gpu")].status == "skipped" and status[(name, "gpu")].reason
         assert len(status[(name, "cpu")].samples_s) == 2  # the preset's repeats
     environment = json.loads((run_dir / "run.json").read_text())["environment"]
-    assert environment["env"]["JAVA_HOME"] == str(suite / "jre")
-    archive = run_dir.with_name(run_dir.name + ".tar.gz")
-    assert archive.is_file() and archive.stat().st_size < 16 << 20 and str(archive) in done.stdout
+    assert environment["env"]["JAVA_HOME"].endswith("suite/jre")  # the bundled Java
+    assert environment["packages"]["numpy"] == "2.2.6" and environment["python"].startswith(HOST_PYTHON_VERSION)
+    assert not (run_dir / "outputs").exists() and (run_dir / "logs").is_dir()
 
 
-def test_plan_coverage_from_the_pruned_jar_equals_the_unpruned_jars(preset_run, installed, tmp_path, settings):
-    _, run_dir = preset_run
-    root, _ = installed
+def test_plan_coverage_from_the_pruned_jar_equals_the_unpruned_jars(rehearsed, tmp_path, settings):
+    rows, host = rehearsed
+    installed = host / "home" / "prepbench-host"
+    (run_dir,) = [p for p in (installed / "runs").iterdir() if p.is_dir()]
     out = tmp_path / "whole.json"
     done = subprocess.run([sys.executable, "-m", "harness", "coverage", "--workloads", CHECKED, "--scale", "1e4",
                            "--out", str(out)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "PREPBENCH_DATA_DIR": str(settings.data_dir)})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     figures = lambda found: {n: (w["on_gpu"], w["on_cpu"], w["fraction"]) for n, w in found["workloads"].items()}
-    pruned = figures(json.loads((run_dir / results.COVERAGE_FILE).read_text()))
+    pruned = figures(json.loads((run_dir / "coverage.json").read_text()))
     assert pruned == figures(json.loads(out.read_text())) and set(pruned) == set(CHECKED.split(","))
-    with zipfile.ZipFile(root / "cache" / "prepbench" / "jars" / versions.pairing().rapids_pin.file_name) as jar:
-        assert fatbin.MANIFEST in jar.namelist()  # the installed run used the pruned jar
-
-
-def test_a_damaged_part_is_refused_before_anything_is_written(built, tmp_path):
-    damaged = tmp_path / "damaged"
-    shutil.copytree(built, damaged)
-    part = damaged / json.loads((built / bundle.MANIFEST).read_text())["parts"][1]["name"]
-    data = bytearray(part.read_bytes())
-    data[1000] ^= 0xFF
-    part.write_bytes(bytes(data))
-    done = subprocess.run([str(damaged / "install.sh"), str(tmp_path / "suite")], capture_output=True, text=True)
-    assert done.returncode == 1 and f"bundle damaged: part {part.name}" in done.stderr
-    assert not (tmp_path / "suite").exists()
+    jar = host / "home" / ".cache" / "prepbench" / "jars" / versions.pairing().rapids_pin.file_name
+    with zipfile.ZipFile(jar) as opened:
+        assert fatbin.MANIFEST in opened.namelist()  # the installed run used the pruned jar
 
 
 def test_an_existing_output_is_never_overwritten(built):

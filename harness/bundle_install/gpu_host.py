@@ -7,7 +7,8 @@ installed yet when it starts. README.md ("A GPU host in one shot") gives the seq
     python3 gpu_host.py stage KIT PART...         copy the bundle's small files (KIT) once, then check each part
                                                   that arrived and move it into the staging folder (k/N)
     python3 gpu_host.py install                   install the suite from the staged parts (and ldd its Java)
-    python3 gpu_host.py run OUT [--budget S]      the gpu-check preset on the gpu-local profile within S seconds,
+    python3 gpu_host.py run OUT [--budget S] [-- BENCH OPTIONS]
+                                                  the gpu-check preset on the gpu-local profile within S seconds,
                                                   its archive into OUT (split under 16 MiB), a short table last
     python3 gpu_host.py narrow OUT                the second command, if the first failed: one GPU workload with
                                                   CUDA's modules loaded eagerly (errors surface at load time)
@@ -149,8 +150,8 @@ def bring_back(archive: Path, out: Path) -> list[Path]:
     return pieces
 
 
-def run(out: Path, budget: int) -> int:
-    return _bench(out, ["--preset", "gpu-check", "--host", "gpu-local", "--budget", str(budget)], {})
+def run(out: Path, budget: int, extra: list[str]) -> int:
+    return _bench(out, ["--preset", "gpu-check", "--host", "gpu-local", "--budget", str(budget), *extra], {})
 
 
 def narrow(out: Path, budget: int) -> int:
@@ -166,6 +167,8 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     command, rest = argv[0], argv[1:]
+    extra = rest[rest.index("--") + 1:] if "--" in rest else []  # more bench options (a rehearsal narrows the preset)
+    rest = rest[:rest.index("--")] if "--" in rest else rest
     budget = int(rest[rest.index("--budget") + 1]) if "--budget" in rest else 300
     if command == "preflight":
         return preflight()
@@ -173,8 +176,10 @@ def main(argv: list[str]) -> int:
         return stage(Path(rest[0]), [Path(p) for p in rest[1:]])
     if command == "install":
         return install()
-    if command in ("run", "narrow") and rest:
-        return (run if command == "run" else narrow)(Path(rest[0]), budget)
+    if command == "run" and rest:
+        return run(Path(rest[0]), budget, extra)
+    if command == "narrow" and rest:
+        return narrow(Path(rest[0]), budget)
     print(f"unknown command {' '.join(argv)}: see {Path(__file__).name} --help", file=sys.stderr)
     return 2
 
