@@ -26,10 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import fingerprint, records, results
-from .cost import Thresholds
 from .fingerprint import Tolerance
 from .results import ROLES, Record, Run, RunInfo
-from .verdict import CPU_ROLES, MEASURED, PREDICTED, Prediction, Speedup, Verdict, cheapest_cpu, decide, usable
+from .verdict import CPU_ROLES, MEASURED, Prediction, Speedup, Verdict, cheapest_cpu, decide, usable
 
 ANALYSIS_SCHEMA = 1  # comparison.json and comparison.csv; independent of the record schema
 COMPARISONS = "comparisons"  # where `compare` saves runs paired across hosts, under results/

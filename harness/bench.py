@@ -98,7 +98,7 @@ def provision(settings: RunSettings, offline: bool, progress=print) -> list[str]
         try:
             qualx.executable() if kind == "tools" else jars.find(kind)
             continue
-        except HarnessError as err:
+        except HarnessError:  # not cached: fetched below, unless offline
             if offline:
                 missing.append(f"{title} is not cached (offline): {', '.join(users)} will go without it; "
                                f"{'`python -m harness fetch-tools`' if kind == 'tools' else '`python -m harness fetch-jars`'} "

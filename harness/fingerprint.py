@@ -358,7 +358,6 @@ def frame_table(frame):
 
 
 def _arrow_kind(arrow_type, name: str) -> str:
-    import pyarrow as pa
     import pyarrow.types as t
 
     if t.is_dictionary(arrow_type):

@@ -12,7 +12,6 @@ import errno
 import hashlib
 import os
 import sys
-import shutil
 import tempfile
 import urllib.request
 import zipfile

@@ -15,7 +15,7 @@ import statistics
 
 from . import analysis as analysis_
 from .analysis import Analysis, Case
-from .verdict import MEASURED, PREDICTED
+from .verdict import MEASURED
 
 
 def summary(found: Analysis) -> str:

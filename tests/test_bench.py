@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness import REPO_ROOT, analysis, gpu, qualx, results, services
+from harness import REPO_ROOT, analysis, gpu, results, services
 
 pytestmark = pytest.mark.slow
 

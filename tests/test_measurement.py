@@ -1,15 +1,13 @@
 """What a run records beside its times: Spark's metrics from the monitoring REST API (found by the run's job
 tag), the plan that ran, cost per million rows; what asv tracks; and the comparison with its verdict."""
 
-import json
 import subprocess
 import sys
 
 import pytest
 
-from harness import REPO_ROOT, coverage, records, report, rest, results, trial
+from harness import REPO_ROOT, coverage, records, rest, results, trial
 from harness.config import merge
-from harness.results import Price, Record
 from harness.trial import Trial
 
 from conftest import TINY
