@@ -187,13 +187,14 @@ class Phases:
 
 def run(settings: RunSettings, smoke: bool, bench_regex: str | None, asv_args: list[str], with_suite: bool,
         preset: Preset | None = None, archive: bool = False, offline: bool = False, budget_s: float | None = None,
-        progress=print) -> int:
+        engines_chosen: bool = False, progress=print) -> int:
     """One run; whatever happens once its directory exists (a service that dies at start, a spent budget, Ctrl-C)
     it ends with its state, summary and site, and its archive when asked for, and says in one line what failed."""
     phases = Phases()
     deadline = phases.began + budget_s - BUDGET_RESERVE_S if budget_s else None
     if preset:
-        settings = replace(settings, workloads=preset.workloads, scales=preset.scales)
+        settings = replace(settings, workloads=preset.workloads, scales=preset.scales,
+                           **({"engines": preset.engines} if preset.engines and not engines_chosen else {}))
     with phases.timed("checks"):
         found_warnings = check(settings)
     with phases.timed("fetching"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import dataclasses
 import shutil
 import signal
@@ -182,7 +183,8 @@ def cmd_bench(args) -> int:
     for engine in settings.engines:  # an unreachable master fails here, before asv starts a process per benchmark
         cluster.check_master(Engine.of(engine, settings).conf)
     return bench.run(settings, args.smoke, args.bench, args.asv_args, args.with_suite_benchmarks, preset,
-                     archive=args.archive or preset is not None, offline=args.offline, budget_s=args.budget)
+                     archive=args.archive or preset is not None, offline=args.offline, budget_s=args.budget,
+                     engines_chosen=bool(args.engines or os.environ.get(RunSettings.ENV["engines"])))
 
 
 def cmd_summary(args) -> int:

@@ -7,6 +7,7 @@ benchmark, and whether the smoke check (harness/smoke.py) runs first. Keys, all 
     prepbench.preset.description   one line
     prepbench.preset.smoke         true | false
     prepbench.preset.repeat        timed repeats per benchmark (asv's repeat)
+    prepbench.preset.engines       the engines it runs, unless --engines says otherwise (default: the run's)
     prepbench.preset.pass.N        SCALES WORKLOADS   (comma-separated each; N orders the passes)
 """
 
@@ -37,6 +38,7 @@ class Preset:
     passes: tuple[Pass, ...]
     repeat: int | None = None
     smoke: bool = False
+    engines: tuple[str, ...] = ()  # empty: the run's engines
 
     @property
     def workloads(self) -> tuple[str, ...]:
@@ -59,7 +61,7 @@ class Preset:
         if not passes:
             raise HarnessError(f"preset {self.name}: --workloads {','.join(chosen or ())} leaves none of its "
                                f"workloads ({', '.join(self.workloads)})")
-        return Preset(self.name, self.description, tuple(passes), self.repeat, self.smoke)
+        return Preset(self.name, self.description, tuple(passes), self.repeat, self.smoke, self.engines)
 
 
 def names(directory: Path = PRESETS_DIR) -> list[str]:
@@ -76,7 +78,7 @@ def load(name: str, directory: Path = PRESETS_DIR) -> Preset:
         if not key.startswith(_PREFIX):
             raise HarnessError(f"{where}: '{key}' is not a preset key (they start with {_PREFIX})")
         found[key.removeprefix(_PREFIX)] = (value, where)
-    description, smoke, repeat, passes = "", False, None, {}
+    description, smoke, repeat, passes, engines = "", False, None, {}, ()
     for key, (value, where) in found.items():
         if key == "description":
             description = value
@@ -88,14 +90,21 @@ def load(name: str, directory: Path = PRESETS_DIR) -> Preset:
             if not value.isdigit() or int(value) < 1:
                 raise HarnessError(f"{where}: repeat is a whole number of timed runs, 1 or more, not '{value}'")
             repeat = int(value)
+        elif key == "engines":
+            from .config import engines as known
+
+            engines = tuple(e.strip() for e in value.split(",") if e.strip())
+            unknown = [e for e in engines if e not in known()]
+            if unknown:
+                raise HarnessError(f"{where}: unknown engine(s) {', '.join(unknown)} (known: {', '.join(known())})")
         elif m := _PASS.fullmatch(key):
             passes[int(m.group(1))] = _pass(value, where)
         else:
             raise HarnessError(f"{where}: unknown preset key '{_PREFIX}{key}' (known: description, smoke, repeat, "
-                               "pass.N)")
+                               "engines, pass.N)")
     if not passes:
         raise HarnessError(f"{path}: a preset needs at least one '{_PREFIX}pass.1  SCALES  WORKLOADS' line")
-    return Preset(name, description, tuple(passes[n] for n in sorted(passes)), repeat, smoke)
+    return Preset(name, description, tuple(passes[n] for n in sorted(passes)), repeat, smoke, engines)
 
 
 def _pass(value: str, where: str) -> Pass:
