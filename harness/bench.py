@@ -55,21 +55,22 @@ def check(settings: RunSettings) -> list[str]:
     for engine in settings.engines:
         found += warnings(Engine.of(engine, settings).conf)
     workloads.selected(settings.workloads)
-    if settings.remote and len(settings.engines) != 1:
-        raise HarnessError("--remote benchmarks one endpoint: name the engine whose configuration it runs with "
-                           "--engines, e.g. --engines gpu --remote sc://host:15002")
+    spark_engines = [e for e in settings.engines if Engine.of(e, settings).backend == "spark"]
+    if settings.remote and len(spark_engines) != 1:
+        raise HarnessError("--remote benchmarks one Spark endpoint: name the one Spark engine whose configuration it "
+                           "runs with in --engines, e.g. --engines gpu --remote sc://host:15002")
     data.check_writable(settings.data_dir)
     return list(dict.fromkeys(found))
 
 
 def unavailable_engines(settings: RunSettings) -> dict[str, str]:
-    """The run's engines that cannot run on this host (no GPU, no jar, no cuDF), each with why; none with --remote,
-    whose endpoint is not this host."""
-    if settings.remote:
-        return {}
+    """The run's engines that cannot run on this host (no GPU, no jar, no cuDF), each with why; not the Spark engine
+    of --remote, whose endpoint is not this host."""
     found = {}
     for name in settings.engines:
         engine = Engine.of(name, settings)
+        if settings.remote and engine.backend == "spark":
+            continue
         try:
             engine.backend_module.preflight(engine)
         except EngineUnavailable as err:
@@ -127,9 +128,11 @@ def started_services(settings: RunSettings, log_dir: Path, progress=print, phase
     """Each engine's service, started together and stopped together; yields engine -> address."""
     phases = phases or Phases()
     chosen, attached = {}, {}
-    if not settings.remote and settings.session == "connect":
+    if settings.session == "connect":
         for name in settings.engines:
             engine = Engine.of(name, settings)
+            if settings.remote and engine.backend == "spark":
+                continue  # the team's endpoint serves it
             try:
                 conf = engine.backend_module.preflight(engine)
             except EngineUnavailable as err:
@@ -160,9 +163,9 @@ def started_services(settings: RunSettings, log_dir: Path, progress=print, phase
             raise HarnessError("\n".join(problems))
         yield addresses
     finally:
-        with phases.timed("server stops"):
-            for service in reversed(started):
-                service.stop()
+        with phases.timed("server stops"), ThreadPoolExecutor(max_workers=max(1, len(started))) as pool:
+            for stopped in [pool.submit(service.stop) for service in started]:  # together: each may take seconds
+                stopped.result()
 
 
 class Phases:

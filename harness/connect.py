@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import REPO_ROOT, services, session
+from . import REPO_ROOT, cluster, services, session
 from .config import SparkConf
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -54,8 +54,9 @@ def service(engine: str, conf: SparkConf, log_dir: Path) -> services.Service:
     spark_home = Path(pyspark.__file__).parent
     grpc_port, ui_port = services.free_port(), services.free_port()
     env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": services.LOOPBACK,
-           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    if cluster.is_local(conf):  # the server's own Python workers import the harness from here; a cluster's
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))  # get its zip
     for variable in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED"):
         env.pop(variable, None)
     private = tempfile.mkdtemp(prefix="prepbench-connect-")  # 0700: the raw values, gone once the server is up

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from harness import bench, data, services, session
+from harness import REPO_ROOT, bench, data, services, session
 from harness.config import RunSettings, scale_rows
 
 TINY = "1e4"
@@ -55,6 +55,19 @@ def served(settings, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def e2e(tmp_path_factory, settings):
+    """The one end-to-end `bench --smoke` run the tests share (tests/e2e_run.py); its records are read, not rerun."""
+    import e2e_run
+
+    asv_results = REPO_ROOT / "results" / "asv"
+    before = sorted(asv_results.rglob("*.json")) if asv_results.exists() else []
+    found = e2e_run.run(tmp_path_factory.mktemp("e2e"), settings.data_dir)
+    after = sorted(asv_results.rglob("*.json")) if asv_results.exists() else []
+    assert after == before, "a smoke run must leave results/asv alone"
+    return found
+
+
+@pytest.fixture(scope="session")
 def spark(served):
     """A Spark Connect session to the CPU engine's server, closed before the server stops."""
     spark = session.remote(served["cpu"]["url"], local_server=True, token=served["cpu"]["token"])
@@ -62,7 +75,7 @@ def spark(served):
     spark.stop()
 
 
-HEAVY_FIXTURES = {"served", "spark", "tiny_tables"}  # a JVM, a Dask cluster, generated data
+HEAVY_FIXTURES = {"served", "spark", "tiny_tables", "e2e"}  # a JVM, a Dask cluster, generated data, a bench run
 HEAVY_MARKERS = ("plugin_jar", "browser", "cluster", "network")
 
 

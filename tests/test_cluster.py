@@ -142,13 +142,12 @@ def test_a_warm_connect_driver_runs_workloads_across_two_workers_equal_to_local_
     assert imported_from and all(".zip/harness/" in p for p in imported_from)
 
 
-def test_a_worker_killed_mid_run_is_recovered_or_recorded_as_failed(data_uri, spark, tmp_path):
+def test_a_worker_killed_mid_run_is_recovered_or_recorded_as_failed(standalone, data_uri, spark, tmp_path):
+    """Through a classic driver (--no-connect), on the module's cluster, last: one of its workers is killed."""
     ensure_tables([KILLED_MID_RUN], KILL_SCALE, data_uri)
-    with StandaloneCluster(workers=2, cores=1, memory="2g", root=tmp_path / "standalone") as running:
-        worker = running.worker_daemons[1].process.pid  # its process group: the worker and its executors
-        run_dir, report = drive(cluster_settings(running.url, data_uri, tmp_path), KILL_SCALE, [KILLED_MID_RUN],
-                                "--kill-worker", str(worker))
-    assert running.leftovers() == []
+    worker = standalone.worker_daemons[1].process.pid  # its process group: the worker and its executors
+    run_dir, report = drive(cluster_settings(standalone.url, data_uri, tmp_path), KILL_SCALE, [KILLED_MID_RUN],
+                            "--kill-worker", str(worker))
     assert report["kill"]["busy_executors"], "the worker was not killed while both executors worked"
     record = read(run_dir, KILLED_MID_RUN, KILL_SCALE)
     assert record.status in ("ok", "failed")

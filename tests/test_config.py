@@ -214,7 +214,7 @@ def test_the_suites_own_keys_never_reach_spark(spark):
     from harness import connect
 
     conf = merge("cpu")
-    properties = connect.properties(conf, 1, 2)
+    properties = connect.properties(conf, 1, 2, "pbk_test")
     assert "prepbench.cost.nodes" in conf and not any(k.startswith("prepbench.") for k in properties)
     assert spark.conf.get("prepbench.cost.nodes", None) is None
 

@@ -53,8 +53,8 @@ def test_a_server_per_engine_is_started_then_stopped_and_a_killed_one_fails_its_
     assert not _processes_naming(str(tmp_path / "logs")), "a server or one of its children outlived the run"
 
 
-def _bench(args, results_dir, settings, **popen):
-    env = {**os.environ, "PREPBENCH_DATA_DIR": str(settings.data_dir)}
+def _bench(args, results_dir, settings, extra_env=None, **popen):
+    env = {**os.environ, **(extra_env or {}), "PREPBENCH_DATA_DIR": str(settings.data_dir)}
     env.pop(services.SERVICES_ENV, None)
     return subprocess.Popen([sys.executable, "-m", "harness", "bench", "--smoke", "--results-dir", str(results_dir),
                              "--workloads", "groupby_sum_mean", *args], env=env, text=True,
@@ -62,7 +62,7 @@ def _bench(args, results_dir, settings, **popen):
 
 
 def test_an_interrupted_run_stops_every_process_and_says_so(settings, tiny_tables, tmp_path):
-    running = _bench(["--engines", "cpu"], tmp_path, settings)
+    running = _bench(["--engines", "dask"], tmp_path, settings)  # a Dask cluster: the quickest service to start
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # until asv runs the benchmarks against the started servers
         if list(tmp_path.glob("*/groupby_sum_mean.*.json")):
@@ -79,20 +79,72 @@ def test_an_interrupted_run_stops_every_process_and_says_so(settings, tiny_table
     assert not _processes_naming(str(run_dir)), "a process of the run outlived it"
 
 
-def test_remote_benchmarks_an_endpoint_the_run_did_not_start(settings, served, tmp_path):
-    endpoint = served["cpu"]
+@pytest.fixture(scope="module")
+def team_dask(tmp_path_factory):
+    """A Dask cluster a team runs: a scheduler and two workers on loopback behind TLS; its credentials in files
+    only its user reads, named in Dask's configuration (the environment), as a team's client would have them."""
+    from distributed import LocalCluster
+    from distributed.security import Security
+
+    security = Security.temporary()
+    folder = tmp_path_factory.mktemp("dask-tls")
+    os.chmod(folder, 0o700)
+    files = {}
+    for name, value in (("ca", security.tls_ca_file), ("cert", security.tls_client_cert), ("key", security.tls_client_key)):
+        files[name] = folder / f"{name}.pem"
+        files[name].write_text(value)
+        os.chmod(files[name], 0o600)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", protocol="tls",
+                      security=security, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address, {
+            "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(files["ca"]),
+            "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(files["cert"]),
+            "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(files["key"]),
+            "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True"}
+
+
+def test_services_the_run_did_not_start_a_teams_connect_endpoint_and_tls_dask_cluster(settings, served, team_dask,
+                                                                                     tmp_path):
+    """`--remote` (with the endpoint's token in its URL) and `--dask-scheduler` (a TLS cluster, its credentials in
+    Dask's configuration) in one run: nothing is started for either, and only the workload named runs."""
+    endpoint, (scheduler, dask_env) = served["cpu"], team_dask
     with_token = f"{endpoint['url']}/;token={endpoint['token']}"  # a team's endpoint takes its token in the URL
-    running = _bench(["--engines", "cpu", "--remote", with_token, "--remote-ui", endpoint["ui"]], tmp_path, settings)
+    running = _bench(["--engines", "cpu,dask", "--remote", with_token, "--remote-ui", endpoint["ui"],
+                      "--dask-scheduler", scheduler, "--bench", r"^workloads\."], tmp_path, settings, extra_env=dask_env)
     output, _ = running.communicate(timeout=600)
     assert running.returncode == 0, output[-3000:]
-    assert "starting the Spark Connect server" not in output
-    record = next(r for r in results.load(results.latest_run(tmp_path)).records if r.engine == "cpu")
-    assert record.status == "ok" and record.session["mode"] == "remote"
-    assert record.session["endpoint"].startswith(endpoint["url"]) and endpoint["token"] not in json.dumps(record.to_json())
-    assert endpoint["token"] not in output
-    assert record.session["reported"]["spark.master"].startswith("local")  # what the endpoint said about itself
-    assert record.spark_metrics.get("jobs", 0) >= 1  # read from the endpoint's monitoring API
+    assert "starting the" not in output  # no Connect server, no Dask cluster
+    run = results.load(results.latest_run(tmp_path))
+    assert {r.workload for r in run.records} == {"groupby_sum_mean"}  # --workloads runs only what it names
+    cpu = next(r for r in run.records if r.engine == "cpu")
+    assert cpu.status == "ok" and cpu.session["mode"] == "remote"
+    assert cpu.session["endpoint"].startswith(endpoint["url"]) and endpoint["token"] not in json.dumps(cpu.to_json())
+    assert endpoint["token"] not in output and endpoint["token"] not in (run.info.path and open(
+        os.path.join(run.info.path, "run.json")).read())
+    assert cpu.session["reported"]["spark.master"].startswith("local")  # what the endpoint said about itself
+    assert cpu.spark_metrics.get("jobs", 0) >= 1  # read from the endpoint's monitoring API
     assert _alive(endpoint["pid"])  # not ours to stop
+    dask = next(r for r in run.records if r.engine == "dask")
+    assert dask.status == "ok" and dask.session["mode"] == "existing cluster" and dask.session["endpoint"] == scheduler
+    assert dask.session["workers"] == 2 and all(w["threads"] == 1 for w in dask.session["worker_resources"])
+    assert not (run.info.path and os.path.exists(os.path.join(run.info.path, "logs", "dask-dask.log")))
+
+
+def test_a_teams_dask_cluster_whose_workers_cannot_read_the_data_is_refused_in_one_line(settings, team_dask, tmp_path):
+    from harness.backends import dask_frames
+
+    scheduler, dask_env = team_dask
+    missing = str(tmp_path / "nowhere" / "groupby")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in dask_env.items():
+            patch.setenv(key, value)
+        import dask
+
+        dask.config.refresh()
+        with pytest.raises(HarnessError, match=r"2 worker\(s\) of the Dask cluster cannot read the datasets.*"
+                                               r"does not exist there.*--data-dir a shared URI"):
+            dask_frames.check_workers_read(dask_frames.existing(scheduler), [missing])
+    dask.config.refresh()
 
 
 def test_the_runs_connect_server_refuses_a_client_without_its_token(served):

@@ -3,6 +3,7 @@ that go wrong one at a time (a query that does not parse, a table it forgot to l
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -34,63 +35,56 @@ def test_the_plugins_marks_are_read_with_the_expressions_that_stop_an_operator()
                                    "replaced", "expressions": ["Corr"]}
 
 
-USER_SQL = {
-    "corr_per_key.sql": "-- family: shuffle\n-- tables: groupby\nSELECT id1, corr(v1, v3) AS c FROM groupby GROUP BY id1",
-    "above_average.sql": "-- family: shuffle\n-- tables: groupby\n"
-                         "SELECT id1, v3 FROM groupby WHERE v3 > (SELECT avg(v3) FROM groupby WHERE id2 = 'id001')",
-    "does_not_parse.sql": "-- family: shuffle\n-- tables: groupby\nSELEC id1 FROM groupby",
-    "forgot_a_table.sql": "-- family: join\n-- tables: groupby\nSELECT * FROM groupby JOIN join_small USING (id1)",
-    "uses_a_view.sql": "-- family: join\n-- tables: groupby, join_small\nSELECT * FROM groupby JOIN join_small USING (id1)",
-}
-
-
 @pytest.fixture(scope="module")
-def measured(tmp_path_factory, settings):
-    """Every workload explained by the real plugin, in its own process (the plugin jar on its classpath)."""
-    user = tmp_path_factory.mktemp("user-workloads")
-    for name, text in USER_SQL.items():
-        (user / name).write_text(text)
-    out = tmp_path_factory.mktemp("coverage") / "coverage.json"
-    env = {**os.environ, "PREPBENCH_DATA_DIR": str(settings.data_dir), workloads.USER_DIR_ENV: str(user)}
-    runs = tmp_path_factory.mktemp("runs")
-    done = subprocess.run([sys.executable, "-m", "harness", "coverage", "--out", str(out), "--results-dir", str(runs)],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200, env=env)
-    assert not any(runs.iterdir()), "coverage leaves no run directory behind"
-    return done, json.loads(out.read_text())
+def measured(e2e):
+    """Every workload explained by the real plugin, in the one end-to-end run the tests share (its coverage.json):
+    the built-in ones and user workloads that go wrong one at a time (a query that does not parse, a table it
+    forgot to list), beside the ones that are right (a subquery, an unsupported expression)."""
+    return e2e.found.runs[0].coverage
+
+
+def test_the_coverage_command_writes_where_it_is_told_and_leaves_no_run_directory(tmp_path, settings):
+    runs = tmp_path / "runs"
+    done = subprocess.run([sys.executable, "-m", "harness", "coverage", "--workloads", "top_keys_by_value", "--out",
+                           str(tmp_path / "coverage.json"), "--results-dir", str(runs)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PREPBENCH_DATA_DIR": str(settings.data_dir)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    found = json.loads((tmp_path / "coverage.json").read_text())
+    assert set(found["workloads"]) == {"top_keys_by_value"} and found["workloads"]["top_keys_by_value"]["fraction"] == 1.0
+    assert "coverage written to" in done.stdout and not runs.exists()
 
 
 def test_coverage_covers_every_workload_and_records_the_ones_that_fail(measured):
-    done, found = measured
-    assert done.returncode == 1  # two user workloads failed: said, and recorded
+    found = measured
     built_in = {n for n, w in workloads.registry().items() if w.source.startswith("harness.")}
-    assert set(found["workloads"]) == built_in | {n.removesuffix(".sql") for n in USER_SQL}
-    assert "PARSE_SYNTAX_ERROR" in found["workloads"]["does_not_parse"]["error"]
-    assert "TABLE_OR_VIEW_NOT_FOUND" in found["workloads"]["forgot_a_table"]["error"]  # no view left by another
+    assert built_in <= set(found["workloads"]) and {"q_syntax_error", "q_forgot_a_table"} <= set(found["workloads"])
+    assert "PARSE_SYNTAX_ERROR" in found["workloads"]["q_syntax_error"]["error"]
+    assert "TABLE_OR_VIEW_NOT_FOUND" in found["workloads"]["q_forgot_a_table"]["error"]  # no table left by another
     for name, result in found["workloads"].items():
         if "error" not in result:
             assert 0.0 <= result["fraction"] <= 1.0 and result["plan"], name
-    assert "does_not_parse: could not be explained: ParseException" in done.stdout
+    assert re.search(r"q_syntax_error\s+could not be explained: ParseException", report.coverage_table(found))
 
 
 def test_an_unsupported_expression_is_named_with_its_operator(measured):
-    done, found = measured
-    result = found["workloads"]["corr_per_key"]
+    result = measured["workloads"]["q_corr_per_key"]
     assert any(f["op"] == "HashAggregateExec" and f["expressions"] == ["Corr"] for f in result["fallbacks"])
-    assert "! HashAggregateExec: not all expressions can be replaced (unsupported: Corr)" in done.stdout
+    assert "! HashAggregateExec: not all expressions can be replaced (unsupported: Corr)" in report.coverage_table(measured)
 
 
 def test_a_subquerys_operators_are_counted(measured):
-    result = measured[1]["workloads"]["above_average"]
+    result = measured["workloads"]["q_above_average"]
     assert "== subquery 1 ==" in result["plan"] and result["on_gpu"].count("HashAggregateExec") == 2
 
 
 def test_built_in_featurize_runs_entirely_on_the_gpu_plan(measured):
-    result = measured[1]["workloads"]["standardize_clip"]
+    result = measured["workloads"]["standardize_clip"]
     assert result["fraction"] == 1.0 and result["on_cpu"] == [] and result["fallbacks"] == []
 
 
 def test_row_at_a_time_python_udf_falls_back_with_the_plugins_reason(measured):
-    result = measured[1]["workloads"]["standardize_clip_udf"]
+    result = measured["workloads"]["standardize_clip_udf"]
     assert "BatchEvalPythonExec" in result["on_cpu"] and result["fraction"] < 1.0
     reasons = [f["reason"] for f in result["fallbacks"] if f["op"] == "BatchEvalPythonExec"]
     assert reasons == ["GPU does not currently support the operator class "
@@ -98,13 +92,11 @@ def test_row_at_a_time_python_udf_falls_back_with_the_plugins_reason(measured):
 
 
 def test_spark_ml_vectors_keep_operators_on_the_cpu(measured):
-    result = measured[1]["workloads"]["ml_pipeline"]
+    result = measured["workloads"]["ml_pipeline"]
     assert result["fraction"] < 1.0 and any("VectorUDT" in (f["reason"] or "") for f in result["fallbacks"])
 
 
 def test_the_table_says_what_was_predicted_and_where(measured):
-    done, found = measured
-    table = report.coverage_table(found)
+    table = report.coverage_table(measured)
     assert table.startswith("GPU plan coverage, predicted by the RAPIDS plugin (gpu engine configuration")
-    assert "! BatchEvalPythonExec: GPU does not currently support the operator class" in done.stdout
-    assert "coverage written to" in done.stdout and not (REPO_ROOT / "results" / "runs" / "coverage.json").exists()
+    assert "! BatchEvalPythonExec: GPU does not currently support the operator class" in table

@@ -27,7 +27,7 @@ def test_a_trial_records_what_it_measured(run_dir, settings):
     t.finish()
     record = read(run_dir, "cpu", "groupby_sum_mean")
     assert record.status == "ok" and len(record.samples_s) == 2 and record.rows == 10_000 and record.family == "shuffle"
-    assert record.session["mode"] == "connect" and record.session["endpoint"].startswith("sc://127.0.0.1:")
+    assert record.session["mode"] == "connect" and record.session["endpoint"].startswith("sc://localhost:")
     assert record.output_rows == 100 and record.fingerprint["rows"] == 100  # id3 has N/100 groups
     assert record.rows_file and (run_dir / record.rows_file).is_file()  # small: kept for row-by-row comparison
     assert record.spark_metrics["tasks"] > 0 and record.spark_metrics["shuffle_write_bytes"] > 0
@@ -138,7 +138,8 @@ def test_asv_calling_setup_before_every_sample_reuses_one_trial(run_dir, setting
         t.run_once()
         t.finish()
     record = read(run_dir, "cpu", "groupby_uniform_keys")
-    assert len(record.samples_s) == 3 and len(record.warmup_s) == 1 and len(record.session_start_s) == 1
+    assert len(record.samples_s) == 3 and len(record.session_start_s) == 1
+    assert record.fingerprint_s > 0 and record.warmup_s == []  # the output check was the warm-up, once
 
 
 def test_the_summary_tables_every_engine_and_their_agreement(run_dir, settings):

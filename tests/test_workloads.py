@@ -5,9 +5,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from harness import EngineUnavailable, HarnessError, analysis, fingerprint, records, results, session, workloads
+from harness import HarnessError, fingerprint, session, workloads
 from harness import trial
-from harness.trial import OutputMismatch, Trial
 
 from conftest import TINY
 
@@ -15,13 +14,6 @@ REGISTRY = workloads.registry()
 # Workloads whose reference is their dataframe form are checked under the pandas engine, against Spark's output.
 WITH_REFERENCE = [name for name, w in REGISTRY.items() if w.reference is not None and w.reference is not w.frame]
 # Order-insensitivity on the outputs with arrays, vectors and an approximate median; test_fingerprint has the rest.
-# Each kind of work, each dataframe form's kind (exact, float, window, sort, skew, handoff) and the ML and UDF
-# paths: the tests run these under pandas and Dask (every workload runs under CPU Spark and Comet); the main
-# command's smoke run (`tox -e bench`) runs and compares the whole library under every engine.
-REPRESENTATIVE = ["groupby_sum_mean", "groupby_stats_100_keys", "top2_per_group", "sort_global", "groupby_skewed_keys",
-                  "join_medium_left_str", "join_skewed_aqe_on", "join_small_broadcast_int", "standardize_clip",
-                  "standardize_clip_pandas_udf", "ml_pipeline", "text_clean_tokenize", "text_dedup_minhash",
-                  "handoff_shards_4", "handoff_read_k4_rg1000k_snappy", "top_keys_by_value"]
 REPARTITIONED = ["ml_pipeline", "text_clean_tokenize", "text_ngrams_tfidf", "groupby_stats_100_keys", "top2_per_group"]
 
 
@@ -132,17 +124,10 @@ def test_the_example_sql_workload_matches_pandas(spark, settings, tiny_tables):
 
 
 @pytest.fixture(scope="module")
-def every_engine(settings, tiny_tables, served):
-    """Every workload under CPU Spark and Comet, the representative ones under pandas and Dask, in one run: its
-    cases, by workload."""
-    run_dir = records.new_run(settings)
-    for engine, chosen in (("cpu", REGISTRY), ("comet", REGISTRY), ("pandas", REPRESENTATIVE), ("dask", REPRESENTATIVE)):
-        for name in chosen:
-            try:
-                Trial(run_dir, engine, name, TINY, settings).finish()  # its output is what is checked, not its time
-            except (EngineUnavailable, OutputMismatch, NotImplementedError):
-                pass  # recorded: not defined, skipped or different; the tests below read the records
-    return {case.workload: case for case in analysis.cases([results.load(run_dir)])}
+def every_engine(e2e):
+    """Every workload under every engine that can run here, from the one end-to-end run the tests share (its
+    records, not a rerun): its cases at the tiny scale, by workload."""
+    return {case.workload: case for case in e2e.found.cases if case.scale == TINY}
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
@@ -154,7 +139,7 @@ def test_comet_runs_every_workload_with_spark_s_output(every_engine, name):
     assert comet.record.plan.get("accelerator") == "Comet"
 
 
-@pytest.mark.parametrize("name", [n for n in REPRESENTATIVE if REGISTRY[n].frame])
+@pytest.mark.parametrize("name", [n for n in REGISTRY if REGISTRY[n].frame])
 def test_the_dataframe_form_under_pandas_and_dask_agrees_with_spark(every_engine, name):
     case = every_engine[name]
     for engine in ("pandas", "dask"):
@@ -163,12 +148,13 @@ def test_the_dataframe_form_under_pandas_and_dask_agrees_with_spark(every_engine
             assert record.status == "undefined" and "needs eager pandas" in record.reason
             continue
         assert record.status == "ok" and case.engine(engine).agrees, record.reason or case.engine(engine).problems
+        assert record.session["mode"] in ("pandas", "cluster")  # Dask on the run's own (TLS) cluster
 
 
 def test_workloads_without_a_dataframe_form_are_not_defined_for_dataframe_engines(every_engine):
-    undefined = [name for name, case in every_engine.items()
-                 if case.engine("pandas") and case.engine("pandas").record.status == "undefined"]
-    assert set(undefined) == {n for n in REPRESENTATIVE if not REGISTRY[n].frame}
+    undefined = {name for name, case in every_engine.items() if name in REGISTRY
+                 and case.engine("pandas") and case.engine("pandas").record.status == "undefined"}
+    assert undefined == {name for name in REGISTRY if not REGISTRY[name].frame}
 
 
 def test_runtime_sql_settings_are_applied_then_restored(spark):
