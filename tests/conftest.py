@@ -55,13 +55,14 @@ def served(settings, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def e2e(tmp_path_factory, settings):
-    """The one end-to-end `bench --smoke` run the tests share (tests/e2e_run.py); its records are read, not rerun."""
-    import e2e_run
-
+def e2e(request):
+    """The one end-to-end `bench --smoke` run the tests share (tests/e2e_run.py), started when the session began;
+    its records are read, never rerun."""
+    started = request.config.stash.get(E2E_RUN, None)
+    assert started is not None, "the end-to-end run starts at collection when a selected test reads it"
     asv_results = REPO_ROOT / "results" / "asv"
-    before = sorted(asv_results.rglob("*.json")) if asv_results.exists() else []
-    found = e2e_run.run(tmp_path_factory.mktemp("e2e"), settings.data_dir)
+    before = request.config.stash[ASV_BEFORE]
+    found = started.wait()
     after = sorted(asv_results.rglob("*.json")) if asv_results.exists() else []
     assert after == before, "a smoke run must leave results/asv alone"
     return found
@@ -77,6 +78,29 @@ def spark(served):
 
 HEAVY_FIXTURES = {"served", "spark", "tiny_tables", "e2e"}  # a JVM, a Dask cluster, generated data, a bench run
 HEAVY_MARKERS = ("plugin_jar", "browser", "cluster", "network")
+
+
+E2E_RUN = pytest.StashKey()
+ASV_BEFORE = pytest.StashKey()
+
+
+def pytest_collection_finish(session):
+    """Start the end-to-end run in the background now if a selected test reads it, and run those tests last, so
+    that the rest of the suite runs while it does."""
+    if not any("e2e" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    import e2e_run
+
+    asv_results = REPO_ROOT / "results" / "asv"
+    session.config.stash[ASV_BEFORE] = sorted(asv_results.rglob("*.json")) if asv_results.exists() else []
+    session.config.stash[E2E_RUN] = e2e_run.Started(session.config._tmp_path_factory.mktemp("e2e"))
+    session.items.sort(key=lambda item: "e2e" in getattr(item, "fixturenames", ()))
+
+
+def pytest_sessionfinish(session):
+    started = session.config.stash.get(E2E_RUN, None)
+    if started is not None:
+        started.stop()
 
 
 def pytest_collection_modifyitems(items):

@@ -97,23 +97,50 @@ def offline_prefix() -> list[str]:
     return []
 
 
-def run(root: Path, data_dir: Path) -> E2E:
-    shutil.copytree(REPO_ROOT / "workloads", root / "workloads")  # the example beside the test's own
-    for name, text in USER_SQL.items():
-        (root / "workloads" / name).write_text(text)
-    events = pa.table({"kind": [f"k{i % 7}" for i in range(MY_EVENTS_ROWS)],
-                       "amount": [i * 0.5 for i in range(MY_EVENTS_ROWS)]})
-    pq.write_table(events, root / "my_events.parquet")
-    (root / "datasets.conf").write_text(f"my_events    {root / 'my_events.parquet'}\n")
-    env = {**os.environ, "PREPBENCH_DATA_DIR": str(data_dir), "PREPBENCH_WORKLOADS_DIR": str(root / "workloads"),
-           "PREPBENCH_DATASETS": str(root / "datasets.conf"), "PREPBENCH_CONF": json.dumps([IN_CONF_ENV[0]]),
-           IN_ENVIRONMENT[0]: IN_ENVIRONMENT[1]}
-    env.pop(services.SERVICES_ENV, None)
-    prefix = offline_prefix()
-    done = subprocess.run(
-        [*prefix, sys.executable, "-m", "harness", "bench", "--smoke", "--offline", "--results-dir", str(root / "results"),
-         "--scales", "1e4,as-is", "--engines", ENGINES, *[a for given, _ in GIVEN for a in given]],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200, env=env)
-    assert (root / "results").is_dir(), done.stdout[-3000:] + done.stderr[-3000:]
-    run_dir = results.latest_run(root / "results")
-    return E2E(done, run_dir, analysis.analyze_dirs([run_dir]), bool(prefix))
+class Started:
+    """The run, started in the background when the session begins (it takes minutes; the other tests run
+    meanwhile, on the other core), and waited for by the first test that reads it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        shutil.copytree(REPO_ROOT / "workloads", root / "workloads")  # the example beside the test's own
+        for name, text in USER_SQL.items():
+            (root / "workloads" / name).write_text(text)
+        events = pa.table({"kind": [f"k{i % 7}" for i in range(MY_EVENTS_ROWS)],
+                           "amount": [i * 0.5 for i in range(MY_EVENTS_ROWS)]})
+        pq.write_table(events, root / "my_events.parquet")
+        (root / "datasets.conf").write_text(f"my_events    {root / 'my_events.parquet'}\n")
+        env = {**os.environ, "PREPBENCH_DATA_DIR": str(root / "data"), "PREPBENCH_WORKLOADS_DIR": str(root / "workloads"),
+               "PREPBENCH_DATASETS": str(root / "datasets.conf"), "PREPBENCH_CONF": json.dumps([IN_CONF_ENV[0]]),
+               IN_ENVIRONMENT[0]: IN_ENVIRONMENT[1]}
+        env.pop(services.SERVICES_ENV, None)
+        self.prefix = offline_prefix()
+        self.output, self.errors = open(root / "console.txt", "w+"), open(root / "errors.txt", "w+")
+        self.process = subprocess.Popen(
+            [*self.prefix, sys.executable, "-m", "harness", "bench", "--smoke", "--offline", "--results-dir",
+             str(root / "results"), "--scales", "1e4,as-is", "--engines", ENGINES, *[a for given, _ in GIVEN for a in given]],
+            cwd=REPO_ROOT, stdout=self.output, stderr=self.errors, text=True, env=env, start_new_session=True)
+        self.found = None
+
+    def wait(self, timeout_s: float = 1500) -> E2E:
+        if self.found is None:
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 15)
+                raise
+            self.output.seek(0)
+            self.errors.seek(0)
+            done = subprocess.CompletedProcess(self.process.args, self.process.returncode, self.output.read(),
+                                               self.errors.read())
+            assert (self.root / "results").is_dir(), done.stdout[-3000:] + done.stderr[-3000:]
+            run_dir = results.latest_run(self.root / "results")
+            self.found = E2E(done, run_dir, analysis.analyze_dirs([run_dir]), bool(self.prefix))
+        return self.found
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+            self.process.wait(timeout=120)
+        self.output.close()
+        self.errors.close()

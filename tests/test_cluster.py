@@ -119,8 +119,11 @@ def test_a_warm_connect_driver_runs_workloads_across_two_workers_equal_to_local_
         run_dir = records.new_run(settings)
         for name in ACROSS_WORKERS:
             Trial(run_dir, "cpu", name, TINY, settings).finish()
-        remote = session.remote(addresses["cpu"]["url"], local_server=True, token=addresses["cpu"]["token"])
-        imported_from = harness_on_executors(remote)
+        from harness.backends import Engine
+
+        engine = Engine.of("cpu", settings)  # a benchmark process's session, as the backend opens it
+        client = engine.backend_module.open(engine, engine.backend_module.preflight(engine), settings, addresses["cpu"])
+        imported_from = harness_on_executors(client.spark)
         from harness.backends import spark as spark_backend
 
         spark_backend.close_all()
@@ -138,7 +141,7 @@ def test_a_warm_connect_driver_runs_workloads_across_two_workers_equal_to_local_
         assert executor["tasks"] > 0 and executor["shuffle_write_bytes"] > 0 and executor["shuffle_read_bytes"] > 0
     driver_entry = next(e for e in record.executors if e["id"] == "driver")
     assert driver_entry["address"].startswith(f"{driver or '127.0.0.1'}:")  # where executors reached the driver
-    # The pandas UDF's module came from the code archive the server shipped, not from this checkout.
+    # The UDF's module came from the code archive the session added as an artifact, not from this checkout.
     assert imported_from and all(".zip/harness/" in p for p in imported_from)
 
 

@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .. import HarnessError, coverage, fingerprint, services, session, workloads
+from .. import HarnessError, cluster, coverage, fingerprint, services, session, workloads
 from ..config import RunSettings, SparkConf, redact_text
 from ..rest import Monitor, MonitorError
 
@@ -53,6 +53,8 @@ class SparkBackend:
                 raise HarnessError(f"the {engine.name} engine's Spark Connect server at {address['url']} did not "
                                    f"answer: {err}") from None
             described, ui = {"mode": "connect", "endpoint": address["url"]}, address["ui"]
+            if not cluster.is_local(conf):  # a Connect session's Python UDFs import from its artifacts, not pyFiles
+                spark.addArtifacts(str(cluster.code_archive()), pyfile=True)
         else:
             why = ("--no-connect" if settings.session == "classic" else "no Spark Connect server was started for "
                    "this run (run through `python -m harness bench` to use one)")

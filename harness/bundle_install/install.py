@@ -230,7 +230,8 @@ def main(argv: list[str]) -> None:
         if wanted:  # the pins name exact versions of what the host brings: install what was brought, as it is
             print(f"installing the suite and the {len(wheels)} wheels brought with pip --no-index --no-deps")
             subprocess.run([*pip, "--no-deps", *map(str, wheels)], check=True)
-            subprocess.run([*pip, "--no-deps", "-e", str(target)], check=True)
+            subprocess.run([*pip, "--no-deps", "--find-links", str(target / ".bundle" / "wheels"), "-e", str(target)],
+                           check=True)  # its build needs setuptools, from the wheels brought
         else:
             print(f"installing the suite and its wheels ({extras}) with pip --no-index")
             subprocess.run([*pip, "--find-links", str(target / ".bundle" / "wheels"), "-e", f"{target}[{extras}]"],
