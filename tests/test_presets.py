@@ -8,7 +8,7 @@ from harness.cli import main
 
 def test_gpu_check_runs_one_of_each_family_and_groupby_and_join_at_two_scales():
     preset = presets.load("gpu-check")
-    assert preset.smoke and preset.repeat == 2
+    assert preset.smoke and preset.repeat == 2 and preset.engines == ("cpu", "comet", "gpu")
     families = {workloads.get(name).family for name in preset.workloads}
     assert {"featurize", "shuffle", "join", "handoff", "handoff_read"} <= families
     assert preset.scales == ("1e6", "1e7")
@@ -29,6 +29,7 @@ def test_scales_replace_every_pass_and_nothing_runs_twice_at_one_scale():
     ("prepbench.preset.repeat  zero\nprepbench.preset.pass.1  1e6  sort_global\n", "repeat is a whole number"),
     ("prepbench.preset.repaet  2\nprepbench.preset.pass.1  1e6  sort_global\n", "unknown preset key"),
     ("prepbench.preset.smoke  true\n", "at least one"),
+    ("prepbench.preset.engines  cpu,gpuu\nprepbench.preset.pass.1  1e6  sort_global\n", "unknown engine"),
 ])
 def test_a_bad_preset_file_names_the_line_and_what_to_write(tmp_path, text, message):
     (tmp_path / "mine.conf").write_text(text)
