@@ -6,6 +6,7 @@ and the channel's limits enforced: the install, the gpu-check preset within its 
 the run's archive back through $OUT. On this host the GPU engine is skipped with its reason; the CPU engines run;
 plan coverage from the pruned plugin jar equals the unpruned jar's."""
 
+import hashlib
 import json
 import os
 import random
@@ -38,7 +39,7 @@ def host_python(tmp_path_factory):
         pytest.skip(f"no Python {HOST_PYTHON_VERSION} here to stand in for the GPU host's")
     from harness.jars import cache_dir
 
-    venv = cache_dir() / "rehearsal" / f"host-python-{HOST_PYTHON_VERSION}-{abs(hash(tuple(HOST_PACKAGES)))}"
+    venv = cache_dir() / "rehearsal" / f"host-python-{HOST_PYTHON_VERSION}-{hashlib.sha256(' '.join(HOST_PACKAGES).encode()).hexdigest()[:12]}"
     python = venv / "bin" / "python3"
     if not python.is_file():
         subprocess.run([base, "-m", "venv", str(venv)], check=True)
@@ -143,6 +144,14 @@ def test_the_archive_that_came_back_holds_the_run(rehearsed, tmp_path):
     assert environment["env"]["JAVA_HOME"].endswith("suite/jre")  # the bundled Java
     assert environment["packages"]["numpy"] == "2.2.6" and environment["python"].startswith(HOST_PYTHON_VERSION)
     assert not (run_dir / "outputs").exists() and (run_dir / "logs").is_dir()
+    last = (host / f"call-{len(rows)}" / "output.txt").read_text()
+    assert "setting up spark-rapids-user-tools" not in last and "is not cached (offline)" in last  # no network there
+    assert not (run_dir / "qualification.json").exists() and any((run_dir / "eventlogs" / "cpu").iterdir())
+    from harness import qualx
+
+    found = qualx.qualify(run_dir, progress=lambda m: None)  # back home: QualX on the host's CPU event logs
+    assert found["state"] == "ok" and all(found["records"][r.name]["speedup"] for r in run.records
+                                           if r.engine == "cpu")
 
 
 def test_plan_coverage_from_the_pruned_jar_equals_the_unpruned_jars(rehearsed, tmp_path, settings):

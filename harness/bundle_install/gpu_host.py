@@ -9,7 +9,9 @@ installed yet when it starts. README.md ("A GPU host in one shot") gives the seq
     python3 gpu_host.py install                   install the suite from the staged parts (and ldd its Java)
     python3 gpu_host.py run OUT [--budget S] [-- BENCH OPTIONS]
                                                   the gpu-check preset on the gpu-local profile within S seconds,
-                                                  its archive into OUT (split under 16 MiB), a short table last
+                                                  its archive into OUT (split under 16 MiB), a short table last;
+                                                  offline: the host has no network, so nothing is fetched, and
+                                                  QualX runs back home on the archive's event logs (`qualify`)
     python3 gpu_host.py narrow OUT                the second command, if the first failed: one GPU workload with
                                                   CUDA's modules loaded eagerly (errors surface at load time)
 
@@ -151,14 +153,14 @@ def bring_back(archive: Path, out: Path) -> list[Path]:
 
 
 def run(out: Path, budget: int, extra: list[str]) -> int:
-    return _bench(out, ["--preset", "gpu-check", "--host", "gpu-local", "--budget", str(budget), *extra], {})
+    return _bench(out, ["--preset", "gpu-check", "--host", "gpu-local", "--offline", "--budget", str(budget), *extra], {})
 
 
 def narrow(out: Path, budget: int) -> int:
     """One GPU workload at 1e6 under the GPU engine alone, CUDA's modules loaded at start: a library CUDA refuses
     (a pruned fat binary, say) fails at once, with its error, instead of at its first kernel."""
     return _bench(out, ["--preset", "gpu-check", "--host", "gpu-local", "--engines", "gpu", "--workloads",
-                        "groupby_sum_mean", "--scales", "1e6", "--budget", str(budget)],
+                        "groupby_sum_mean", "--scales", "1e6", "--offline", "--budget", str(budget)],
                   {"CUDA_MODULE_LOADING": "EAGER"})
 
 
