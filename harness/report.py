@@ -179,19 +179,24 @@ def _prediction_cell(case: Case) -> str:
 
 
 def scaling_table(found: Analysis) -> list[str]:
-    """Per workload across scales: cost per million rows per engine and scale, the cheapest, the crossovers and
-    each engine's growth exponent (time ~ rows^k)."""
-    lines = ["scaling (cost per million rows by engine and scale; k: time grows as rows^k):"]
+    """Every workload across scales in one table: cost per million rows per engine and scale (* the cheapest
+    agreeing engine there), each engine's growth exponent (time ~ rows^k), and the crossovers, named once per
+    workload."""
+    if not found.scaling:
+        return []
+    scales = sorted({s for view in found.scaling for s in view.scales}, key=analysis_.scale_sort)
+    several_hosts = len({tuple(view.hosts) for view in found.scaling}) > 1
+    table = [("workload", "engine", *scales, "k", "crossovers")]
     for view in found.scaling:
-        host = f" on {', '.join(view.hosts)}" if len({tuple(s.hosts) for s in found.scaling}) > 1 else ""
-        lines.append(f"  {view.label}{host}: {view.sentence}")
-        table = [("engine", *view.scales, "k")]
-        for engine in view.engines:
+        label = view.label + (f" on {', '.join(view.hosts)}" if several_hosts else "")
+        for number, engine in enumerate(view.engines):
             by_scale = {p.scale: p for p in engine.points}
-            table.append((engine.label, *(_usd(by_scale[s].cost_per_mrows_usd) if s in by_scale else "-"
-                                          for s in view.scales), _num(engine.exponent, 2)))
-        lines += ["    " + line for line in _columns(table)]
-    return lines
+            cells = [_usd(by_scale[s].cost_per_mrows_usd) + ("*" if view.cheapest.get(s) == engine.label else "")
+                     if s in by_scale else "-" for s in scales]
+            table.append((label if number == 0 else "", engine.label, *cells, _num(engine.exponent, 2),
+                          view.sentence if number == 0 else ""))
+    return ["scaling (cost per million rows by engine and scale, * the cheapest agreeing engine there; k: time grows "
+            "as rows^k):", *("  " + line for line in _columns(table))]
 
 
 def _notes(found: Analysis) -> list[str]:

@@ -4,6 +4,7 @@ and their noise, verdicts measured and predicted, the per-engine summary, the sc
 hand-made GPU record stands in for a measurement here only, never in a results file."""
 
 import json
+import re
 
 import pytest
 
@@ -250,6 +251,13 @@ def test_scaling_names_the_crossover_and_fits_each_engines_growth(tmp_path):
     assert exponents["pandas"] == pytest.approx(1.1505, abs=1e-3)  # (log 40 - log 0.2) / (log 1e7 - log 1e5)
     assert exponents["cpu"] == pytest.approx(0.5, abs=0.01)
     assert "pandas is cheapest up to 1e5, cpu from 1e6 (within the spread of repeats" in view.sentence
+    title, header, cpu_row, pandas_row = report.scaling_table(analyzed(run_dir))  # the summary's one table
+    split = lambda line: re.split(r"\s{2,}", line.strip())
+    assert split(header) == ["workload", "engine", "1e5", "1e6", "1e7", "k", "crossovers"]
+    assert split(cpu_row)[:2] == ["w", "cpu"] and split(cpu_row)[-1] == view.sentence
+    assert split(pandas_row)[0] == "pandas"  # the workload and its crossovers are named once, on its first row
+    stars = lambda cells: [cell.endswith("*") for cell in cells]
+    assert stars(split(cpu_row)[2:5]) == [False, True, True] and stars(split(pandas_row)[1:4]) == [True, False, False]
 
 
 def test_a_crossover_outside_the_spread_is_a_crossover(tmp_path):
