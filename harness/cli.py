@@ -52,8 +52,9 @@ def main(argv=None) -> int:
     run.add_argument("--dask-scheduler-file", metavar="FILE", help="the same, found by the scheduler's file")
     run.add_argument("asv_args", nargs=argparse.REMAINDER, help="after --: passed to `asv run` unchanged")
 
-    show = commands.add_parser("summary", help="print the summary of a run (the latest by default)")
-    show.add_argument("run_dir", nargs="?", type=Path)
+    show = commands.add_parser("summary", help="print the summary of a run (the latest by default), or of several "
+                               "merged (runs of workload subsets or scales, say: results/runs/*)")
+    show.add_argument("run_dirs", nargs="*", type=Path)
     show.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
 
     pair = commands.add_parser("compare", help="cases from runs of several hosts (a CPU cluster's and a GPU cluster's, "
@@ -188,10 +189,11 @@ def cmd_bench(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    run_dir = args.run_dir or results.latest_run(args.results_dir)
-    if not Path(run_dir).is_dir():
-        raise HarnessError(f"{run_dir} is not a run directory")
-    print(report.summary_of(run_dir), end="")
+    run_dirs = args.run_dirs or [results.latest_run(args.results_dir)]
+    for run_dir in run_dirs:
+        if not Path(run_dir).is_dir():
+            raise HarnessError(f"{run_dir} is not a run directory")
+    print(report.summary(analysis.analyze_dirs(run_dirs)), end="")
     return 0
 
 

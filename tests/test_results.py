@@ -98,3 +98,17 @@ def test_the_latest_run_is_one_with_records(tmp_path):
     write(with_records, "cpu")
     finished(new_run(tmp_path))  # newer, but empty
     assert results.latest_run(tmp_path / "runs") == with_records
+
+
+def test_the_summary_of_several_runs_merges_their_scales_into_one_scaling_table(tmp_path, capsys):
+    """Runs of workload subsets or scales (a 1e7 run beside a 1e5 and 1e6 one) are summarized together."""
+    from harness import cli
+
+    small, large = finished(new_run(tmp_path)), finished(new_run(tmp_path))
+    for run_dir, scale, rows, seconds in ((small, "1e5", 100_000, 0.1), (large, "1e7", 10_000_000, 10.0)):
+        write(run_dir, "cpu", scale=scale, rows=rows, samples=(seconds, seconds))
+    assert cli.main(["summary", str(small), str(large)]) == 0
+    text = capsys.readouterr().out
+    header = next(line for line in text.splitlines() if line.strip().startswith("workload  engine"))
+    assert header.split() == ["workload", "engine", "1e5", "1e7", "k", "crossovers"]
+    assert cli.main(["summary", str(tmp_path / "nowhere")]) == 2 and "is not a run directory" in capsys.readouterr().err
