@@ -400,9 +400,10 @@ def _column_hashes(array, seed: int) -> np.ndarray:
         texts = [None if v is None else _SEP.join(_NULL_ELEMENT if x is None else _text(x) for x in v)
                  for v in array.to_pylist()]
         array = pa.array(texts, pa.string())
-    values = array.to_pylist()
-    unique = {v: _xxh64_bytes(v.encode() if isinstance(v, str) else bytes(v), seed) for v in set(values) if v is not None}
-    out[valid] = np.fromiter((unique[v] for v in values if v is not None), dtype=np.uint64, count=int(valid.sum()))
+    encoded = pc.dictionary_encode(array)  # each distinct value hashed once, in Python; rows index into them
+    distinct = [_xxh64_bytes(v.encode() if isinstance(v, str) else bytes(v), seed) for v in encoded.dictionary.to_pylist()]
+    indices = np.asarray(pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    out[valid] = np.asarray(distinct, dtype=np.uint64)[indices[valid]]
     return out
 
 
