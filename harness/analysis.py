@@ -168,11 +168,14 @@ class Crossover:
     at: str  # the next scale, where `after` is
     before: str
     after: str
-    within_noise: bool | None  # the two engines' cost ranges overlap at either scale (None: fewer than 2 repeats)
+    within_noise: bool | None  # the two engines' cost ranges overlap at both scales (None: fewer than 2 repeats)
+    tied_at: list[str] = field(default_factory=list)  # the scales where their cost ranges overlap
 
     @property
     def text(self) -> str:
         note = {True: " (within the spread of repeats: noise, not a crossover)", None: " (noise unknown)", False: ""}
+        if self.within_noise is False and self.tied_at:
+            note[False] = f" (at {self.tied_at[0]} the two are within the spread of repeats)"
         return f"{self.before} is cheapest up to {self.below}, {self.after} from {self.at}{note[self.within_noise]}"
 
 
@@ -474,7 +477,7 @@ def scaling(found: list[Case]) -> list[Scaling]:
         for below, at in zip(scales, scales[1:]):
             if cheapest[below] != cheapest[at]:
                 before, after = cheapest[below], cheapest[at]
-                crossovers.append(Crossover(below, at, before, after, _crossover_noise(chosen, below, at, before, after)))
+                crossovers.append(Crossover(below, at, before, after, *_crossover_noise(chosen, below, at, before, after)))
         views.append(Scaling(workload, variant, list(hosts), [c.scale for c in chosen],
                              sorted(engines.values(), key=lambda s: (ROLES.index(s.role), s.label)), cheapest, crossovers))
     return views
@@ -489,17 +492,19 @@ def _cheapest(engines: list[EngineResult]) -> EngineResult | None:
     return min(chosen, key=lambda e: (e.record.cost_per_mrows_usd if priced else e.record.median_s, role_order(e)))
 
 
-def _crossover_noise(chosen: list[Case], below: str, at: str, before: str, after: str) -> bool | None:
-    found = []
+def _crossover_noise(chosen: list[Case], below: str, at: str, before: str, after: str) -> tuple[bool | None, list[str]]:
+    """(within noise, the scales where the two engines' costs overlap): noise only where they overlap at both
+    scales; overlapping at one, the change is real but where it falls between the two scales is less certain."""
+    found = {}
     for case in chosen:
         if case.scale in (below, at):
             a, b = case.engine(before), case.engine(after)
-            if a is None or b is None or not (usable(a) and usable(b)):
-                continue
-            found.append(cost_noise(a.record, b.record))
-    if True in found:
-        return True
-    return None if None in found or not found else False
+            if a is not None and b is not None and usable(a) and usable(b):
+                found[case.scale] = cost_noise(a.record, b.record)
+    tied = [scale for scale in (below, at) if found.get(scale)]
+    if len(found) < 2 or None in found.values():
+        return (True if len(tied) == 2 else None), tied
+    return len(tied) == 2, tied
 
 
 def cost_noise(a: Record, b: Record) -> bool | None:

@@ -246,11 +246,11 @@ def test_scaling_names_the_crossover_and_fits_each_engines_growth(tmp_path):
     assert view.cheapest == {"1e5": "pandas", "1e6": "cpu", "1e7": "cpu"}
     (crossover,) = view.crossovers
     assert (crossover.below, crossover.at, crossover.before, crossover.after) == ("1e5", "1e6", "pandas", "cpu")
-    assert crossover.within_noise is True  # at 1e6 both took 2.0 s, within each other's spread
+    assert crossover.within_noise is False and crossover.tied_at == ["1e6"]  # at 1e6 both took 2.0 s: a tie there
     exponents = {e.label: e.exponent for e in view.engines}
     assert exponents["pandas"] == pytest.approx(1.1505, abs=1e-3)  # (log 40 - log 0.2) / (log 1e7 - log 1e5)
     assert exponents["cpu"] == pytest.approx(0.5, abs=0.01)
-    assert "pandas is cheapest up to 1e5, cpu from 1e6 (within the spread of repeats" in view.sentence
+    assert view.sentence == "pandas is cheapest up to 1e5, cpu from 1e6 (at 1e6 the two are within the spread of repeats)"
     title, header, cpu_row, pandas_row = report.scaling_table(analyzed(run_dir))  # the summary's one table
     split = lambda line: re.split(r"\s{2,}", line.strip())
     assert split(header) == ["workload", "engine", "1e5", "1e6", "1e7", "k", "crossovers"]
@@ -258,6 +258,16 @@ def test_scaling_names_the_crossover_and_fits_each_engines_growth(tmp_path):
     assert split(pandas_row)[0] == "pandas"  # the workload and its crossovers are named once, on its first row
     stars = lambda cells: [cell.endswith("*") for cell in cells]
     assert stars(split(cpu_row)[2:5]) == [False, True, True] and stars(split(pandas_row)[1:4]) == [True, False, False]
+
+
+def test_a_crossover_within_the_spread_at_both_scales_is_noise(tmp_path):
+    run_dir = finished(new_run(tmp_path))
+    for scale, rows, cpu, pandas in (("1e5", 100_000, 1.0, 0.995), ("1e6", 1_000_000, 2.0, 2.005)):
+        for engine, t, backend in (("cpu", cpu, "spark"), ("pandas", pandas, "pandas")):
+            write(run_dir, engine, workload="w", scale=scale, samples=(t * 0.99, t, t * 1.01), backend=backend, rows=rows)
+    (crossover,) = analyzed(run_dir).scaling[0].crossovers
+    assert crossover.within_noise is True and crossover.tied_at == ["1e5", "1e6"]
+    assert crossover.text.endswith("(within the spread of repeats: noise, not a crossover)")
 
 
 def test_a_crossover_outside_the_spread_is_a_crossover(tmp_path):
