@@ -93,7 +93,7 @@ def build(output: Path, python_version: str, platforms=PLATFORMS, gpu_archs: tup
     if output.exists():
         raise HarnessError(f"{output} exists: remove it or choose another directory")
     if split_bytes is not None and split_bytes < 1 << 20:
-        raise HarnessError("--split: parts of at least 1M, e.g. --split 56M")
+        raise HarnessError("--split: parts of at least 1M, e.g. --split 48M")
     partial = output.with_name(output.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     staging = partial / "payload"
@@ -383,7 +383,7 @@ def _checksums(root: Path) -> None:
 def parse_size(text: str) -> int:
     m = re.fullmatch(r"(\d+)\s*([KMG]?)i?B?", text.strip(), re.IGNORECASE)
     if not m:
-        raise HarnessError(f"--split {text}: write a size such as 56M, 512K or 2G")
+        raise HarnessError(f"--split {text}: write a size such as 48M, 512K or 2G")
     return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2).upper()]
 
 
@@ -397,7 +397,7 @@ def add_arguments(parser) -> None:
                         "sm_80,sm_90; also keeps only the installed Spark's shim (default: every architecture)")
     parser.add_argument("--minimal", action="store_true", help="without the Spark jars no engine loads and the test "
                         "tools, with a jlinked Java runtime and native symbol tables zeroed")
-    parser.add_argument("--split", metavar="SIZE", help="cut the payload into parts of at most SIZE, e.g. 56M")
+    parser.add_argument("--split", metavar="SIZE", help="cut the payload into parts of at most SIZE, e.g. 48M (a call carries the part, the kit and the working tree: 64 MiB in all)")
     parser.add_argument("--host-packages", nargs="?", const=",".join(HOST_PACKAGES), default="", metavar="LIST",
                         help=f"leave these wheels out, for the host's own (default: {','.join(HOST_PACKAGES)}); the "
                         "installer checks their versions against the ranges the suite and PySpark work with")

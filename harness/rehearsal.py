@@ -142,7 +142,7 @@ def rehearse(bundle: Path, host: Path, host_python: str, budget_s: int = PRESET_
 
 def add_arguments(parser) -> None:
     parser.add_argument("bundle", type=Path, help="a bundle built under .bundle/ (python -m harness bundle "
-                        ".bundle/gpu --gpu-arch sm_90 --minimal --host-packages --split 56M --python-version 3.12)")
+                        ".bundle/gpu --gpu-arch sm_90 --minimal --host-packages --split 48M --python-version 3.12)")
     parser.add_argument("--host", type=Path, help="a fresh directory standing in for the host (default: a new "
                         "temporary one)")
     parser.add_argument("--host-python", default=None, help="the host's Python, with its packages (default: this one)")
