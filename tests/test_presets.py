@@ -49,6 +49,6 @@ def test_split_sizes(text, size):
 
 def test_a_bad_split_size_or_architecture_says_what_to_write(capsys):
     assert main(["bundle", "/tmp/never-built", "--split", "56 parts"]) == 2
-    assert "--split 56 parts: write a size such as 56M" in capsys.readouterr().err
+    assert "--split 56 parts: write a size such as 48M" in capsys.readouterr().err
     assert main(["bundle", "/tmp/never-built", "--gpu-arch", "hopper"]) == 2
     assert "--gpu-arch hopper: write an architecture as sm_90" in capsys.readouterr().err
