@@ -503,7 +503,7 @@ def _crossover_noise(chosen: list[Case], below: str, at: str, before: str, after
                 found[case.scale] = cost_noise(a.record, b.record)
     tied = [scale for scale in (below, at) if found.get(scale)]
     if len(found) < 2 or None in found.values():
-        return (True if len(tied) == 2 else None), tied
+        return None, tied
     return len(tied) == 2, tied
 
 

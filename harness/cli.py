@@ -193,7 +193,7 @@ def cmd_summary(args) -> int:
     for run_dir in run_dirs:
         if not Path(run_dir).is_dir():
             raise HarnessError(f"{run_dir} is not a run directory")
-    print(report.summary(analysis.analyze_dirs(run_dirs)), end="")
+    print(report.summary_of(*run_dirs), end="")
     return 0
 
 

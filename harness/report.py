@@ -39,8 +39,9 @@ def summary(found: Analysis) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_of(run_dir) -> str:
-    return summary(analysis_.analyze_dirs([run_dir]))
+def summary_of(*run_dirs) -> str:
+    """The summary of one run, or of several merged (runs of workload subsets or scales)."""
+    return summary(analysis_.analyze_dirs(list(run_dirs)))
 
 
 def _header(run) -> list[str]:
