@@ -553,7 +553,7 @@ def run_timing(run: Run) -> RunTiming | None:
     if "benchmarks" in parts:  # split asv's time into what the benchmark processes did
         rest = parts.pop("benchmarks")
         parts.update({"plan coverage": coverage, "sessions and inputs": starts,
-                      "output checks (the first, cold run of each)": checks, "warm-up, instrumented and timed runs": work})
+                      "output checks (fingerprints; with the run in Spark's one job)": checks, "warm-up, instrumented and timed runs": work})
         parts["asv and process starts"] = max(0.0, rest - coverage - starts - checks - work)
     return RunTiming(float(timings["wall_s"]), parts, work)
 

@@ -81,9 +81,6 @@ class Tolerance:
 
 # ---------------------------------------------------------------------------------------------- column kinds
 
-_EXACT_SCALARS = ("boolean", "tinyint", "smallint", "int", "bigint", "string", "date", "timestamp", "binary")
-
-
 def spark_kind(type_string: str) -> str:
     """'exact', 'float' (a scalar), 'floats' (an array of them) or 'vector' (Spark ML) for a Spark type."""
     if type_string in ("float", "double") or type_string.startswith("decimal"):
@@ -99,14 +96,18 @@ def spark_kind(type_string: str) -> str:
 
 
 def spark_fingerprint(df) -> dict:
-    """The fingerprint of a Spark DataFrame (classic or Spark Connect), computed where it is: exact and floating
-    scalar columns in one aggregation; floating arrays and vectors, whose elements are many, exploded into rows
-    and summed in an aggregation of their own over the same output, kept for the purpose (a per-element lambda
-    over a million rows of vectors took minutes where this takes seconds)."""
+    """The fingerprint of a Spark DataFrame (classic or Spark Connect), computed where it is. Exact and floating
+    scalar columns: by Spark, in one aggregation (10M rows with three string columns in about a run's time, where
+    sending them to Python took 4x). An output with floating arrays or ML vectors, whose elements are many: in
+    Spark's Python workers, each partition as Arrow batches fingerprinted by the same code as a dataframe
+    engine's output, only the partial sums coming back (8x faster than exploding the elements in Spark, which
+    had to read vectors through JSON)."""
     from pyspark.sql import functions as F
 
     kinds = {name: spark_kind(t) for name, t in df.dtypes}
     normalized = normalize_spark(df)
+    if any(kind in ("floats", "vector") for kind in kinds.values()):
+        return _fingerprint_in_workers(normalized, df)
     exact = [c for c in sorted(kinds) if kinds[c] == "exact"]
     h = F.lit(0).cast("long")
     for salt, column in enumerate(exact, 1):
@@ -115,47 +116,66 @@ def spark_fingerprint(df) -> dict:
     aggs = [F.count(F.lit(1)).alias("rows"),
             F.sum(h.bitwiseAND(0xFFFFFFFF)).alias("hash_lo"), F.sum(F.shiftrightunsigned(h, 32)).alias("hash_hi")]
     scalars = sorted(c for c in kinds if kinds[c] == "float")
-    lists = sorted(c for c in kinds if kinds[c] in ("floats", "vector"))
     for column in scalars:
         aggs += _spark_float_aggs(F, column, row_weight)
-    aggs += [F.sum(F.col(f"`{c}`").isNull().cast("long")).alias(f"nulls:{c}") for c in lists]
     if len(scalars) >= 2:
         aggs += _spark_cross_aggs(F, scalars)
-    if lists:
-        normalized = normalized.select("*", h.alias(_HASH)).persist()
-    try:
-        row = normalized.agg(*aggs).first().asDict()
-        floats = {c: {"kind": "float", **{stat: _plain(row[f"{stat}:{c}"]) for stat in (*_COUNTS, *_STATS)}}
-                  for c in scalars}
-        for c in lists:
-            floats[c] = {"kind": kinds[c], **_spark_list_stats(F, normalized, c, kinds[c])}
-            floats[c]["missing"] += row[f"nulls:{c}"] or 0  # a null array or vector counts as missing
-    finally:
-        if lists:
-            normalized.unpersist()
+    row = normalized.agg(*aggs).first().asDict()
+    floats = {c: {"kind": "float", **{stat: _plain(row[f"{stat}:{c}"]) for stat in (*_COUNTS, *_STATS)}}
+              for c in scalars}
     if len(scalars) >= 2:
         for c in scalars:
             floats[c]["cross"] = {stat: _plain(row[f"{stat}:{c}"]) or 0.0 for stat in _CROSS}
             floats[c]["cross"]["w"] = _cross_weight_total(scalars, c)
-    return _assembled(row["rows"], exact, row["hash_lo"] or 0, row["hash_hi"] or 0, dict(sorted(floats.items())))
+    return _assembled(row["rows"], exact, row["hash_lo"] or 0, row["hash_hi"] or 0, floats)
 
 
-_HASH = "__prepbench_row_hash"
+def _fingerprint_in_workers(normalized, df) -> dict:
+    import json
+
+    parts = [json.loads(row[0]) for row in normalized.mapInArrow(_partition_fingerprints, "part string").collect()]
+    if not parts:  # no rows at all: the kinds of the columns still count
+        return table_fingerprint(spark_rows(df, 0))
+    return merged(parts)
 
 
-def _spark_list_stats(F, normalized, column: str, kind: str) -> dict:
-    """The element statistics of one floating array or vector column: each element a row (position, value),
-    weighted by its row's hash and its position (a vector's index), summed with plain aggregates."""
-    c = F.col(f"`{column}`")
-    values = c if kind == "floats" else c["values"]
-    exploded = normalized.select(F.col(_HASH), c.alias("__list"), F.posexplode(values).alias("__pos", "__x"))
-    position = F.col("__pos") if kind == "floats" else F.element_at(F.col("__list")["indices"], F.col("__pos") + 1)
-    h = F.col(_HASH)
-    row_weight = F.lit(0.5) + F.shiftrightunsigned(h, 12).bitwiseAND(_WEIGHT_BITS) / F.lit(float(_WEIGHT_BITS + 1))
-    per_element = _classified(F, F.col("__x"), _position_weight(row_weight, position))
-    row = exploded.agg(*[F.coalesce(F.sum(expr), F.lit(0 if field in _COUNTS else 0.0)).alias(field)
-                         for field, expr in per_element.items()]).first().asDict()
-    return {field: _plain(row[field]) for field in (*_COUNTS, *_STATS)}
+_BATCH_ROWS = 1 << 20  # rows fingerprinted at once in a worker: numpy's per-call cost is paid per batch
+
+
+def _partition_fingerprints(batches):
+    """In a Spark Python worker: one partition's Arrow batches -> one row, its fingerprint as JSON."""
+    import json
+
+    import pyarrow as pa
+
+    parts, pending, count = [], [], 0
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= _BATCH_ROWS:
+            parts.append(table_fingerprint(_arrow_normalized(pa.Table.from_batches(pending))))
+            pending, count = [], 0
+    if pending:
+        parts.append(table_fingerprint(_arrow_normalized(pa.Table.from_batches(pending))))
+    if parts:
+        yield pa.RecordBatch.from_pydict({"part": [json.dumps(merged(parts))]})
+
+
+def merged(parts: list[dict]) -> dict:
+    """The fingerprint of the union of disjoint row sets, from theirs: every count and sum adds up (the floating
+    sums in another order, which the tolerance's rounding term allows for)."""
+    first = parts[0]
+    total = lambda key: sum(p[key] for p in parts)
+    floats = {}
+    for column, stats in first["floats"].items():
+        floats[column] = {"kind": stats["kind"], **{stat: sum(p["floats"][column][stat] for p in parts)
+                                                    for stat in (*_COUNTS, *_STATS)}}
+        if "cross" in stats:
+            floats[column]["cross"] = {**{stat: sum(p["floats"][column]["cross"][stat] for p in parts)
+                                          for stat in _CROSS}, "w": stats["cross"]["w"]}
+    return _assembled(total("rows"), first["exact_columns"], total("hash_lo"), total("hash_hi"), floats)
+
+
 def _assembled(rows: int, exact: list[str], hash_lo: int, hash_hi: int, floats: dict) -> dict:
     found = {"version": VERSION, "rows": rows, "exact_columns": exact, "hash_lo": hash_lo, "hash_hi": hash_hi,
              "floats": floats}
@@ -192,10 +212,27 @@ def _spark_cross_aggs(F, scalars: list[str]) -> list:
     return aggs
 
 
+def _classified(F, x, weight) -> dict:
+    """Per value: whether it is missing (null or NaN) or infinite, and its finite part's contributions."""
+    inf = F.lit(float("inf"))
+    missing = x.isNull() | F.isnan(x)
+    v = F.when(~missing & (x != inf) & (x != -inf), x)
+    return {"count": F.when(v.isNotNull(), 1).otherwise(0), "missing": missing.cast("long"),
+            "posinf": F.coalesce(x == inf, F.lit(False)).cast("long"),
+            "neginf": F.coalesce(x == -inf, F.lit(False)).cast("long"),
+            "sum": v, "sum_abs": F.abs(v), "sum_sq": v * v, "weighted": v * weight}
+
+
+def _spark_float_aggs(F, column: str, row_weight) -> list:
+    per_row = _classified(F, F.col(f"`{column}`"), row_weight)
+    return [F.sum(expr).alias(f"{field}:{column}") for field, expr in per_row.items()]
+
+
 def normalize_spark(df):
     """The output with every column in the form both sides hash the same way: exact values as longs,
     strings or bytes; floating scalars as doubles; arrays of floats as arrays of doubles; ML vectors as
-    ``struct<indices: array<int>, values: array<double>>`` of their non-zero entries (never densified)."""
+    ``struct<indices: array<int>, values: array<double>>`` of their non-zero entries (never densified), made from
+    their Arrow form by ``_arrow_normalized``."""
     from pyspark.sql import functions as F
 
     columns = []
@@ -207,7 +244,7 @@ def normalize_spark(df):
         elif kind == "floats":
             columns.append(c.cast("array<double>").alias(name))
         elif kind == "vector":
-            columns.append(_sparse_entries(F, c).alias(name))
+            columns.append(c)  # read from Arrow as its struct (type, size, indices, values): see _arrow_normalized
         elif type_string in ("boolean", "tinyint", "smallint", "int", "bigint"):
             columns.append(c.cast("long").alias(name))
         elif type_string == "date":
@@ -225,44 +262,25 @@ def normalize_spark(df):
     return df.select(*columns)
 
 
-def _sparse_entries(F, vector):
-    """(indices, values) of a Spark ML vector's non-zero entries, read from its JSON form (the vector type's
-    underlying struct: type 0 sparse with indices, type 1 dense with all values)."""
-    parsed = F.from_json(F.to_json(F.struct(vector.alias("v"))),
-                         "v struct<type: tinyint, size: int, indices: array<int>, values: array<double>>")["v"]
-    indices = F.when(parsed["type"] == 1, F.sequence(F.lit(0), F.size(parsed["values"]) - 1)).otherwise(parsed["indices"])
-    pairs = F.filter(F.arrays_zip(indices.alias("i"), parsed["values"].alias("x")), lambda p: p["x"] != 0)
-    entries = F.struct(F.transform(pairs, lambda p: p["i"]).alias("indices"),
-                       F.transform(pairs, lambda p: p["x"]).alias("values"))
-    return F.when(vector.isNull(), F.lit(None)).otherwise(entries)
-
-
-def _classified(F, x, weight) -> dict:
-    """Per value: whether it is missing (null or NaN) or infinite, and its finite part's contributions."""
-    inf = F.lit(float("inf"))
-    missing = x.isNull() | F.isnan(x)
-    v = F.when(~missing & (x != inf) & (x != -inf), x)
-    return {"count": F.when(v.isNotNull(), 1).otherwise(0), "missing": missing.cast("long"),
-            "posinf": F.coalesce(x == inf, F.lit(False)).cast("long"),
-            "neginf": F.coalesce(x == -inf, F.lit(False)).cast("long"),
-            "sum": v, "sum_abs": F.abs(v), "sum_sq": v * v, "weighted": v * weight}
-
-
-def _spark_float_aggs(F, column: str, row_weight) -> list:
-    per_row = _classified(F, F.col(f"`{column}`"), row_weight)
-    return [F.sum(expr).alias(f"{field}:{column}") for field, expr in per_row.items()]
-
-
-def _position_weight(row_weight, position):
-    """A weight in [0.5, 1.5) for a position within a row: the same double arithmetic on both sides."""
-    return (row_weight * (position + 1) * PHI) % 1.0 + 0.5
-
-
 def spark_rows(df, limit: int = ROW_LIMIT):
-    """The normalized output as a pyarrow table, or None if it has more than `limit` rows."""
-    normalized = normalize_spark(df)
-    table = normalized.limit(limit + 1).toArrow()
+    """The normalized output as a pyarrow table, or None if it has more than `limit` rows. Vectors become their
+    entries in the workers (Spark Connect's client cannot read a null vector's struct)."""
+    from pyspark.sql.types import ArrayType, DoubleType, IntegerType, StructField, StructType
+
+    normalized = normalize_spark(df).limit(limit + 1)
+    entries = StructType([StructField("indices", ArrayType(IntegerType())), StructField("values", ArrayType(DoubleType()))])
+    schema = StructType([StructField(f.name, entries if spark_kind(f.dataType.simpleString()) == "vector" else f.dataType)
+                         for f in normalized.schema.fields])
+    table = normalized.mapInArrow(_normalized_batches, schema).toArrow()
     return None if table.num_rows > limit else table
+
+
+def _normalized_batches(batches):
+    """In a Spark Python worker: the batches with each vector as its entries."""
+    import pyarrow as pa
+
+    for batch in batches:
+        yield from _arrow_normalized(pa.Table.from_batches([batch])).to_batches()
 
 
 def spark_output(df, limit: int = ROW_LIMIT, small: bool = True) -> tuple[dict, int, object]:
@@ -338,6 +356,21 @@ def table_fingerprint(table) -> dict:
                       int((h >> np.uint64(32)).astype(np.int64).sum(dtype=np.int64)) if rows else 0, floats)
 
 
+def frame_part(frame, like) -> dict | None:
+    """In a Dask worker: one partition's fingerprint, to be merged (None when it is empty). A column of nulls
+    only, which Arrow cannot type, takes its type from `like` (the schema of the whole output)."""
+    import pyarrow.types as t
+
+    frame = frame.to_pandas() if hasattr(frame, "to_pandas") else frame
+    if len(frame) == 0:
+        return None
+    table = frame_table(frame)
+    for i, field in enumerate(table.schema):
+        if t.is_null(field.type) and field.name in like.names:
+            table = table.set_column(i, field.name, table.column(i).cast(like.field(field.name).type))
+    return table_fingerprint(table)
+
+
 def frame_fingerprint(frame) -> dict:
     """A pandas (or cuDF, converted) DataFrame's fingerprint: categoricals as their values, index dropped."""
     return table_fingerprint(frame_table(frame))
@@ -355,6 +388,46 @@ def frame_table(frame):
         if isinstance(frame[column].dtype, pd.CategoricalDtype):
             frame[column] = frame[column].astype(object)
     return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+_ARROW_VECTOR = {"type", "size", "indices", "values"}  # a Spark ML vector as Arrow reads it (its SQL type)
+
+
+def _arrow_normalized(table):
+    """Spark's normalized output as read through Arrow, with each ML vector as its non-zero entries."""
+    import pyarrow.types as t
+
+    for i, field in enumerate(table.schema):
+        if t.is_struct(field.type) and {f.name for f in field.type} == _ARROW_VECTOR:
+            table = table.set_column(i, field.name, _vector_entries(table.column(i).combine_chunks()))
+    return table
+
+
+def _vector_entries(array):
+    """struct<indices: list<int32>, values: list<double>> of each vector's non-zero entries (NaN kept), from
+    Spark's struct (type 1 dense: values at positions 0..size-1; type 0 sparse: indices and values)."""
+    import pyarrow as pa
+
+    valid = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    dense = np.asarray(array.field("type").fill_null(0).to_numpy(zero_copy_only=False)) == 1
+    values, indices = array.field("values"), array.field("indices")
+    value_offsets = np.asarray(values.offsets.to_numpy(), dtype=np.int64)
+    lengths = np.where(valid & values.is_valid().to_numpy(zero_copy_only=False), np.diff(value_offsets), 0)
+    row = np.repeat(np.arange(len(array)), lengths)
+    position = np.arange(len(row)) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # within its vector
+    flat = np.asarray(values.values.to_numpy(zero_copy_only=False), dtype=np.float64)[value_offsets[row] + position]
+    index = position.copy()
+    sparse = ~dense[row]
+    if sparse.any():
+        index_offsets = np.asarray(indices.offsets.to_numpy(), dtype=np.int64)
+        stored = np.asarray(indices.values.to_numpy(zero_copy_only=False), dtype=np.int64)
+        index[sparse] = stored[index_offsets[row[sparse]] + position[sparse]]
+    kept = flat != 0
+    offsets = pa.array(np.concatenate([[0], np.cumsum(np.bincount(row[kept], minlength=len(array)))]), pa.int32())
+    return pa.StructArray.from_arrays(
+        [pa.ListArray.from_arrays(offsets, pa.array(index[kept], pa.int32())),
+         pa.ListArray.from_arrays(offsets, pa.array(flat[kept], pa.float64()))],
+        names=["indices", "values"], mask=pa.array(~valid))
 
 
 def _arrow_kind(arrow_type, name: str) -> str:
@@ -384,10 +457,12 @@ def _column_hashes(array, seed: int) -> np.ndarray:
     import pyarrow.types as t
 
     kind = array.type
-    if t.is_dictionary(kind):
-        array, kind = array.cast(kind.value_type), kind.value_type
     valid = ~np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     out = np.full(len(array), seed, dtype=np.uint64)  # Spark's hash of a null value is its seed
+    if t.is_dictionary(kind):  # each distinct value hashed once
+        indices = np.asarray(pc.fill_null(array.indices, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        out[valid] = _column_hashes(array.dictionary, seed)[indices[valid]]
+        return out
     if t.is_integer(kind) or t.is_boolean(kind) or t.is_date(kind) or t.is_timestamp(kind):
         if t.is_date(kind):
             array = array.cast(pa.date32()).cast(pa.int32())
@@ -400,10 +475,7 @@ def _column_hashes(array, seed: int) -> np.ndarray:
         texts = [None if v is None else _SEP.join(_NULL_ELEMENT if x is None else _text(x) for x in v)
                  for v in array.to_pylist()]
         array = pa.array(texts, pa.string())
-    encoded = pc.dictionary_encode(array)  # each distinct value hashed once, in Python; rows index into them
-    distinct = [_xxh64_bytes(v.encode() if isinstance(v, str) else bytes(v), seed) for v in encoded.dictionary.to_pylist()]
-    indices = np.asarray(pc.fill_null(encoded.indices, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    out[valid] = np.asarray(distinct, dtype=np.uint64)[indices[valid]]
+    out[valid] = _xxh64_strings(array, seed)[valid]
     return out
 
 
@@ -455,10 +527,74 @@ def _salt_seed(salt: int) -> int:
     return xxhash.xxh64_intdigest(struct.pack("<i", salt), seed=_SPARK_SEED)
 
 
-def _xxh64_bytes(data: bytes, seed: int) -> int:
-    import xxhash
+def _xxh64_strings(array, seed: int) -> np.ndarray:
+    """xxhash64 of each value's bytes (Arrow strings or binaries; a null as the empty value), vectorized: every
+    row goes through the algorithm's steps at once, each step applied to the rows long enough for it (32-byte
+    stripes, then 8-byte words, a 4-byte word, single bytes), reading little-endian words at any byte offset
+    through an overlapping view of the data. 10M short strings take about 1.5 s, where hashing each distinct
+    value in Python took 5 s for a column of 2M distinct values."""
+    import pyarrow as pa
 
-    return xxhash.xxh64_intdigest(data, seed=seed)
+    array = array.cast(pa.large_binary())
+    n = len(array)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset:array.offset + n + 1]
+    data = array.buffers()[2]
+    data = np.concatenate([np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8),
+                           np.zeros(8, np.uint8)])  # every word read ends inside a value; 8 bytes keep the view whole
+    starts, lengths = offsets[:-1].copy(), np.diff(offsets)
+    p1, p2, p3, p4, p5 = (np.uint64(p) for p in (_P1, _P2, _P3, _P4, _P5))
+    with np.errstate(over="ignore"):
+        h = np.full(n, np.uint64((seed + _P5) & 0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
+        stripes = lengths // 32
+        long = np.nonzero(stripes)[0]
+        if len(long):  # values of 32 bytes or more: four accumulators over 32-byte stripes
+            long = long[np.argsort(-stripes[long], kind="stable")]  # the rows still striping are always a prefix
+            count = stripes[long]
+            lanes = [np.full(len(long), np.uint64(v & 0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
+                     for v in (seed + _P1 + _P2, seed + _P2, seed, seed - _P1)]
+            for stripe in range(int(count[0])):
+                active = int(np.count_nonzero(count > stripe))
+                at = starts[long[:active]] + 32 * stripe
+                for lane, acc in enumerate(lanes):
+                    acc[:active] = _xxh64_round(acc[:active], _words(data, at + 8 * lane, 8))
+            merged_ = _rotl(lanes[0], 1) + _rotl(lanes[1], 7) + _rotl(lanes[2], 12) + _rotl(lanes[3], 18)
+            for acc in lanes:
+                merged_ = (merged_ ^ _xxh64_round(np.zeros_like(acc), acc)) * p1 + p4
+            h[long] = merged_
+        h += lengths.astype(np.uint64)
+        at, rest = starts + 32 * stripes, lengths - 32 * stripes
+        for word in range(3):  # up to three 8-byte words
+            rows = np.nonzero(rest >= 8 * (word + 1))[0]
+            k = _xxh64_round(np.zeros(len(rows), np.uint64), _words(data, at[rows] + 8 * word, 8))
+            h[rows] = _rotl(h[rows] ^ k, 27) * p1 + p4
+        at, rest = at + 8 * (rest // 8), rest % 8
+        rows = np.nonzero(rest >= 4)[0]  # a 4-byte word
+        h[rows] = _rotl(h[rows] ^ (_words(data, at[rows], 4) * p1), 23) * p2 + p3
+        at[rows] += 4
+        rest[rows] -= 4
+        for byte in range(3):  # up to three single bytes
+            rows = np.nonzero(rest > byte)[0]
+            h[rows] = _rotl(h[rows] ^ (data[at[rows] + byte].astype(np.uint64) * p5), 11) * p1
+        return _xxh64_avalanche(h)
+
+
+def _words(data: np.ndarray, positions: np.ndarray, width: int) -> np.ndarray:
+    """The little-endian unsigned words of `width` bytes at each byte position, as uint64."""
+    view = np.ndarray(shape=(len(data) - width + 1,), dtype=f"<u{width}", buffer=data, strides=(1,))
+    return view[positions].astype(np.uint64)
+
+
+def _xxh64_round(acc: np.ndarray, word: np.ndarray) -> np.ndarray:
+    return _rotl(acc + word * np.uint64(_P2), 31) * np.uint64(_P1)
+
+
+def _xxh64_avalanche(h: np.ndarray) -> np.ndarray:
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(_P2)
+    h ^= h >> np.uint64(29)
+    h *= np.uint64(_P3)
+    h ^= h >> np.uint64(32)
+    return h
 
 
 def _xxh64_longs(values: np.ndarray, seed: int) -> np.ndarray:
@@ -469,12 +605,7 @@ def _xxh64_longs(values: np.ndarray, seed: int) -> np.ndarray:
         k = _rotl(values * p2, 31) * p1
         h ^= k
         h = _rotl(h, 27) * p1 + p4
-        h ^= h >> np.uint64(33)
-        h *= p2
-        h ^= h >> np.uint64(29)
-        h *= np.uint64(_P3)
-        h ^= h >> np.uint64(32)
-    return h
+        return _xxh64_avalanche(h)
 
 
 def _rotl(x: np.ndarray, bits: int) -> np.ndarray:

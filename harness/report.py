@@ -144,7 +144,9 @@ def _timing(found: Analysis) -> list[str]:
         lines.append(f"wall time {timing.wall_s:.0f} s: {parts}")
         if timing.overhead is not None:
             lines.append(f"  overhead {timing.overhead:.2f}x: wall time over the benchmarks' own work (warm-up, "
-                         f"instrumented and timed runs: {timing.work_s:.0f} s; the output checks count as overhead)")
+                         f"instrumented and timed runs: {timing.work_s:.0f} s; the output checks count as overhead, and so does the "
+                         "run a Spark engine fingerprints in the same job; a dataframe engine's checked run, timed apart, "
+                         "is its warm-up)")
     return lines
 
 

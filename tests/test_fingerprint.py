@@ -103,12 +103,33 @@ def test_spark_and_python_compute_the_same_fingerprint(spark):
         "d": [datetime.date(2026, 1, 1), datetime.date(1970, 1, 2), None], "x": [0.5, float("nan"), -2.25],
         "tokens": [["a", "b"], [], None], "xs": [[1.0, -2.0], [3.5], None],
     })
-    from_spark = spark_fingerprint(spark.createDataFrame(frame, "i bigint, s string, b boolean, d date, x double, "
-                                                                "tokens array<string>, xs array<double>"))
-    from_python = table_fingerprint(pa.Table.from_pandas(frame, preserve_index=False))
-    assert (from_spark["hash_lo"], from_spark["hash_hi"]) == (from_python["hash_lo"], from_python["hash_hi"])
-    assert compare(from_spark, from_python, Tolerance(0, 0)) == []
+    schema = "i bigint, s string, b boolean, d date, x double, tokens array<string>"
+    scalars = frame.drop(columns="xs")  # summed by Spark's own aggregation: its xxhash64, the same as ours
+    for chosen, types in ((scalars, schema), (frame, f"{schema}, xs array<double>")):  # with floating arrays:
+        from_spark = spark_fingerprint(spark.createDataFrame(chosen, types))  # summed in Spark's Python workers
+        from_python = table_fingerprint(pa.Table.from_pandas(chosen, preserve_index=False))
+        assert (from_spark["hash_lo"], from_spark["hash_hi"]) == (from_python["hash_lo"], from_python["hash_hi"])
+        assert compare(from_spark, from_python, Tolerance(0, 0)) == []
     assert from_python["floats"]["x"]["missing"] == 1 and from_python["floats"]["xs"]["missing"] == 1
+
+
+def test_the_vectorized_string_hash_is_xxhash64():
+    """Every step of the algorithm (32-byte stripes, 8-byte words, a 4-byte word, single bytes), multi-byte
+    characters, a sliced array and a dictionary-encoded one."""
+    import random
+    import string
+
+    import xxhash
+
+    rng = random.Random(1)
+    values = ["".join(rng.choice(string.ascii_letters + "é漢") for _ in range(rng.choice(
+        [0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 31, 32, 33, 63, 64, 65, 100, 257]))) for _ in range(2000)]
+    expected = np.array([xxhash.xxh64_intdigest(v.encode(), seed=12345) for v in values], dtype=np.uint64)
+    array = pa.array(values)
+    assert (fingerprint._xxh64_strings(array, 12345) == expected).all()
+    assert (fingerprint._xxh64_strings(array.slice(100, 500), 12345) == expected[100:600]).all()
+    with_nulls = pa.array(["a", None, "b", "a"])
+    assert (fingerprint._column_hashes(with_nulls.dictionary_encode(), 5) == fingerprint._column_hashes(with_nulls, 5)).all()
 
 
 def test_vectors_are_compared_by_their_entries_without_densifying(spark):

@@ -74,10 +74,13 @@ class PandasRun:
         return None
 
     def output(self, workload, paths, limit: int, input_rows: int | None = None):
+        """(fingerprint, rows, the rows when at most `limit`, the seconds of the run itself: the warm-up)."""
+        began = time.perf_counter()
         result = self._compute(workload, paths)
+        ran = time.perf_counter() - began
         if self.accelerated:
             result = result.as_cpu_object()  # a cudf.pandas proxy, back to pandas
-        return fingerprint.frame_output(result, limit)
+        return (*fingerprint.frame_output(result, limit), ran)
 
     def instrumented(self, workload, paths, label: str):
         began = time.perf_counter()
