@@ -1,10 +1,11 @@
 """Output fingerprints: the check that two engines produced the same rows, which a wrong result cannot pass.
 
-A fingerprint is computed where the output is (by Spark in one aggregation, or with numpy for a dataframe
-engine's output) and is the same for the same rows in any order:
+A fingerprint is computed where the output is (by Spark in one aggregation; with numpy in Spark's Python
+workers for an output with floating arrays or vectors; with numpy for a dataframe engine's output, on Dask's
+workers partition by partition, the partial sums added up) and is the same for the same rows in any order:
 
 * every row gets a 64-bit hash of its exact columns (integers, booleans, strings, dates; arrays of them):
-  Spark's ``xxhash64`` of each column with a per-column salt, XOR-ed across columns. The sums of the hashes'
+  xxHash64 of each column with a per-column salt (Spark's ``xxhash64``), XOR-ed across columns. The sums of the hashes'
   low and high 32 bits over all rows are compared exactly, so one changed exact value anywhere is caught;
 * every floating value (scalars, elements of arrays, entries of ML vectors) is summed plainly, as absolute
   value, squared, and **weighted by a pseudo-random weight in [0.5, 1.5) drawn from its row's hash** (and
