@@ -265,14 +265,19 @@ def normalize_spark(df):
 
 def spark_rows(df, limit: int = ROW_LIMIT):
     """The normalized output as a pyarrow table, or None if it has more than `limit` rows. Vectors become their
-    entries in the workers (Spark Connect's client cannot read a null vector's struct)."""
+    entries in Spark's Python workers (Spark Connect's client cannot read a null vector's struct); an output
+    without vectors is read as it is (no Python worker to start)."""
     from pyspark.sql.types import ArrayType, DoubleType, IntegerType, StructField, StructType
 
     normalized = normalize_spark(df).limit(limit + 1)
-    entries = StructType([StructField("indices", ArrayType(IntegerType())), StructField("values", ArrayType(DoubleType()))])
-    schema = StructType([StructField(f.name, entries if spark_kind(f.dataType.simpleString()) == "vector" else f.dataType)
-                         for f in normalized.schema.fields])
-    table = normalized.mapInArrow(_normalized_batches, schema).toArrow()
+    vectors = {name for name, t in df.dtypes if spark_kind(t) == "vector"}
+    if vectors:
+        entries = StructType([StructField("indices", ArrayType(IntegerType())),
+                              StructField("values", ArrayType(DoubleType()))])
+        schema = StructType([StructField(f.name, entries if f.name in vectors else f.dataType)
+                             for f in normalized.schema.fields])
+        normalized = normalized.mapInArrow(_normalized_batches, schema)
+    table = normalized.toArrow()
     return None if table.num_rows > limit else table
 
 
