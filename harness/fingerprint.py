@@ -367,10 +367,9 @@ def frame_part(frame, like) -> dict | None:
     only, which Arrow cannot type, takes its type from `like` (the schema of the whole output)."""
     import pyarrow.types as t
 
-    frame = frame.to_pandas() if hasattr(frame, "to_pandas") else frame
     if len(frame) == 0:
         return None
-    table = frame_table(frame)
+    table = frame_table(frame)  # cuDF partitions come back to pandas there
     for i, field in enumerate(table.schema):
         if t.is_null(field.type) and field.name in like.names:
             table = table.set_column(i, field.name, table.column(i).cast(like.field(field.name).type))

@@ -126,20 +126,20 @@ class DaskRun:
 
         began = time.perf_counter()
         if (input_rows or 0) <= limit:
-            result = _on_cpu(self._lazy(workload, paths).compute())
+            result = self._lazy(workload, paths).compute()  # cuDF: frame_table converts
             ran = time.perf_counter() - began
             return (*fingerprint.frame_output(result, limit), ran)
         kept = self._persisted(workload, paths)
         ran = time.perf_counter() - began
-        like = fingerprint.frame_table(_on_cpu(kept._meta_nonempty)).schema
+        like = fingerprint.frame_table(kept._meta_nonempty).schema
         parts = [dask.delayed(fingerprint.frame_part)(partition, like) for partition in kept.to_delayed()]
         try:
             found = self.client.compute(parts, sync=True) if self.client else dask.compute(*parts)
         except ModuleNotFoundError:  # a team's workers without this suite installed: fingerprinted here
-            return (*fingerprint.frame_output(_on_cpu(kept.compute()), limit), ran)
+            return (*fingerprint.frame_output(kept.compute(), limit), ran)
         found = [part for part in found if part is not None]
         fingerprinted = fingerprint.merged(found) if found else fingerprint.table_fingerprint(like.empty_table())
-        table = fingerprint.frame_table(_on_cpu(kept.compute())) if fingerprinted["rows"] <= limit else None
+        table = fingerprint.frame_table(kept.compute()) if fingerprinted["rows"] <= limit else None
         return fingerprinted, fingerprinted["rows"], table, ran
 
     def instrumented(self, workload, paths, label: str):
@@ -167,10 +167,6 @@ def _dataset_paths(settings) -> list[str]:
     chosen = [workloads.get(w) for w in workloads.selected(settings.workloads)]
     return sorted({str(data.table_path(t, None if s == AS_IS else scale_rows(s), settings.seed, settings.data_dir))
                    for w in chosen if w.frame for t in w.tables for s in settings.scales if w.runs_at(s)})
-
-
-def _on_cpu(frame):
-    return frame.to_pandas() if hasattr(frame, "to_pandas") else frame  # cuDF partitions, back to pandas
 
 
 def existing(scheduler: str) -> dict:
