@@ -296,7 +296,7 @@ def _figure(name: str, caption: str, groups: list, fmt, log: bool, legend: list,
 
 def _scaling_chart(view, colors: dict[str, str]) -> dict:
     """Cost per million rows against rows, both on log axes, a line per engine; geometry only."""
-    w, h, left, bottom, top, right = 460, 230, 70, 30, 12, 110
+    w, h, left, bottom, top, right = 460, 230, 82, 30, 12, 110
     points = [(p.rows, p.cost_per_mrows_usd) for e in view.engines for p in e.points if p.rows and p.cost_per_mrows_usd]
     chart = {"view": view, "w": w, "h": h}
     if len(points) < 2:
