@@ -31,7 +31,7 @@ def _processes_naming(text: str) -> list[str]:
     return [line for line in found if "pgrep" not in line]
 
 
-def test_a_server_per_engine_is_started_then_stopped_and_a_killed_one_fails_its_benchmark(settings, served,
+def test_a_server_per_engine_is_started_then_stopped_and_a_killed_one_fails_its_benchmark(settings, served, tiny_tables,
                                                                                          tmp_path, monkeypatch):
     """A Comet server of its own (the shared ones serve the other tests), killed: its benchmark fails with the
     reason, the run goes on with the CPU engine's server, and nothing of the killed one is left."""
