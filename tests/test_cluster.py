@@ -29,8 +29,12 @@ from conftest import TINY
 ACROSS_WORKERS = ("groupby_sum_mean", "join_big_shuffle_int", "standardize_clip_pandas_udf")  # shuffle, join, Python
 KILLED_MID_RUN, KILL_SCALE = "join_big_shuffle_int", "1e6"
 DRIVER = Path(__file__).with_name("cluster_driver.py")
-# The tests check results, not speed: the quick compiler alone spares these short-lived JVMs most JIT work.
-QUICK_JVMS = tuple(f"spark.{side}.extraJavaOptions=-XX:TieredStopAtLevel=1" for side in ("driver", "executor"))
+# The tests check results, not speed: the quick compiler alone spares these short-lived JVMs most JIT work. At the
+# tiny scale adaptive execution coalesces a shuffle into one reduce task, which the executor holding the map output
+# takes: the other one then reads no shuffle block (the tests check that both do). Several reduce tasks, no
+# locality wait: both executors read.
+TEST_CONF = (*(f"spark.{side}.extraJavaOptions=-XX:TieredStopAtLevel=1" for side in ("driver", "executor")),
+             "spark.sql.adaptive.coalescePartitions.enabled=false", "spark.locality.wait=0s")
 
 
 pytestmark = pytest.mark.cluster
@@ -50,7 +54,7 @@ def data_uri(tmp_path_factory):
 
 
 def cluster_settings(master_url, data_dir, results_dir) -> RunSettings:
-    return RunSettings(host="standalone", engines=("cpu",), overrides=(f"spark.master={master_url}", *QUICK_JVMS),
+    return RunSettings(host="standalone", engines=("cpu",), overrides=(f"spark.master={master_url}", *TEST_CONF),
                        data_dir=data_dir, results_dir=results_dir)
 
 
@@ -112,7 +116,7 @@ def test_a_warm_connect_driver_runs_workloads_across_two_workers_equal_to_local_
     driver = routable_address()
     ensure_tables(ACROSS_WORKERS, TINY, data_uri)
     settings = dataclasses.replace(cluster_settings(standalone.url, data_uri, tmp_path), session="connect",
-                                   overrides=(f"spark.master={standalone.url}", *QUICK_JVMS,
+                                   overrides=(f"spark.master={standalone.url}", *TEST_CONF,
                                               *([f"spark.driver.host={driver}"] if driver else [])))
     with bench.started_services(settings, tmp_path / "logs", progress=lambda m: None) as addresses:
         monkeypatch.setenv(services.SERVICES_ENV, json.dumps(addresses))
