@@ -4,7 +4,9 @@ staged one call at a time, and the calls `rehearsal.calls` gives run against a f
 the host, with a Python 3.12 virtual environment as its Python (so the suite's venv is a venv inside a venv)
 and the channel's limits enforced: the install, the gpu-check preset within its budget on the bundled Java,
 the run's archive back through $OUT. On this host the GPU engine is skipped with its reason; the CPU engines run;
-plan coverage from the pruned plugin jar equals the unpruned jar's."""
+plan coverage from the pruned plugin jar equals the unpruned jar's. The bundle's build and its staged parts are
+tested with the others; the rehearsal itself (marked `rehearsal`: four to six minutes on this machine) is the
+command to run before a GPU session, `python3 -m tox -e rehearse`, and is left out of `tox -e test`."""
 
 import hashlib
 import json
@@ -12,6 +14,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -28,7 +31,7 @@ NARROWED = ("--scales", "1e4", "--workloads", CHECKED)
 HOST_PACKAGES = ["numpy==2.2.6", "pandas==2.2.3", "pyarrow==23.0.1", "jinja2==3.1.5", "grpcio==1.76.0"]  # not the pins
 
 
-@pytest.fixture(scope="session")  # session-wide: the test that reads the end-to-end run is sorted last
+@pytest.fixture(scope="module")
 def host_python(tmp_path_factory):
     """A Python 3.12 virtual environment with the packages a GPU host's own environment has (other versions than
     the suite's pins, inside the ranges), made once per machine: the stand-in for /opt/torch/.venv."""
@@ -46,7 +49,7 @@ def host_python(tmp_path_factory):
     return str(python)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def built():
     out = REPO_ROOT / ".bundle" / f"test-{os.getpid()}"
     shutil.rmtree(out, ignore_errors=True)
@@ -102,13 +105,14 @@ def test_parts_are_staged_as_they_arrive_in_any_order_and_a_damaged_one_is_refus
     assert done.returncode == 1 and "bundle damaged" in done.stderr and not (tmp_path / "suite").exists()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def rehearsed(built, host_python, tmp_path_factory):
     host = tmp_path_factory.mktemp("gpu-host")
     rows = rehearsal.rehearse(built, host, host_python, budget_s=600, narrowed=NARROWED, progress=lambda m: None)
     return rows, host
 
 
+@pytest.mark.rehearsal
 def test_the_calls_install_and_run_the_preset_within_the_channels_limits(rehearsed, built):
     rows, host = rehearsed
     assert len(rows) == len(json.loads((built / bundle.MANIFEST).read_text())["parts"])
@@ -120,6 +124,7 @@ def test_the_calls_install_and_run_the_preset_within_the_channels_limits(rehears
     assert "smoke: comet ran its aggregate on the Comet" in last and rows[-1]["back"]
 
 
+@pytest.mark.rehearsal
 def test_the_archive_that_came_back_holds_the_run(rehearsed, tmp_path):
     rows, host = rehearsed
     out = host / f"call-{len(rows)}" / "out"
@@ -153,17 +158,19 @@ def test_the_archive_that_came_back_holds_the_run(rehearsed, tmp_path):
                                            if r.engine == "cpu")
 
 
-def test_plan_coverage_from_the_pruned_jar_equals_the_unpruned_jars(rehearsed, e2e):
-    """The installed run explained its plans with the pruned plugin jar; the shared end-to-end run explained the
-    same workload at the same scale with the whole jar: the same operators on the GPU and on the CPU."""
+@pytest.mark.rehearsal
+def test_plan_coverage_from_the_pruned_jar_equals_the_unpruned_jars(rehearsed, tmp_path, settings):
     rows, host = rehearsed
     installed = host / "home" / "prepbench-host"
     (run_dir,) = [p for p in (installed / "runs").iterdir() if p.is_dir()]
-    figures = lambda found: {n: (w["on_gpu"], w["on_cpu"], w["fraction"]) for n, w in found["workloads"].items()
-                             if n in CHECKED.split(",")}
-    pruned, whole = json.loads((run_dir / "coverage.json").read_text()), e2e.found.runs[0].coverage
-    assert pruned["scale"] == whole["scale"] == NARROWED[1]
-    assert figures(pruned) == figures(whole) and set(figures(pruned)) == set(CHECKED.split(","))
+    out = tmp_path / "whole.json"
+    done = subprocess.run([sys.executable, "-m", "harness", "coverage", "--workloads", CHECKED, "--scale", "1e4",
+                           "--out", str(out)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PREPBENCH_DATA_DIR": str(settings.data_dir)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = lambda found: {n: (w["on_gpu"], w["on_cpu"], w["fraction"]) for n, w in found["workloads"].items()}
+    pruned = figures(json.loads((run_dir / "coverage.json").read_text()))
+    assert pruned == figures(json.loads(out.read_text())) and set(pruned) == set(CHECKED.split(","))
     jar = host / "home" / ".cache" / "prepbench" / "jars" / versions.pairing().rapids_pin.file_name
     with zipfile.ZipFile(jar) as opened:
         assert fatbin.MANIFEST in opened.namelist()  # the installed run used the pruned jar
