@@ -5,7 +5,7 @@ the host, with a Python 3.12 virtual environment as its Python (so the suite's v
 and the channel's limits enforced: the install, the gpu-check preset within its budget on the bundled Java,
 the run's archive back through $OUT. On this host the GPU engine is skipped with its reason; the CPU engines run;
 plan coverage from the pruned plugin jar equals the unpruned jar's. The bundle's build and its staged parts are
-tested with the others; the rehearsal itself (marked `rehearsal`: four to six minutes on this machine) is the
+tested with the others; the rehearsal itself (marked `rehearsal`: about two minutes on this machine, alone) is the
 command to run before a GPU session, `python3 -m tox -e rehearse`, and is left out of `tox -e test`."""
 
 import hashlib
