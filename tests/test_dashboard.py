@@ -120,12 +120,20 @@ def test_no_results_make_a_page_that_says_so(tmp_path):
     assert "No run directories found." in page and "No results to compare" in page
 
 
-@pytest.mark.slow
-def test_the_committed_runs_with_asv_history(tmp_path):
-    """The runs committed under results/ and asv's history, published into the site."""
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory):
+    """The runs committed under results/, analysed, and their site with asv's history, as `python -m harness site`
+    draws it."""
     results = REPO_ROOT / "results"
-    runs = sorted((results / "runs").glob("*"))
-    index = dashboard.build(analysis.analyze_dirs(runs), tmp_path / "site", results / "asv", progress=quiet)
+    found = analysis.analyze_dirs(sorted((results / "runs").glob("*")))
+    return found, dashboard.build(found, tmp_path_factory.mktemp("committed") / "site", results / "asv", progress=quiet)
+
+
+@pytest.mark.slow
+def test_the_committed_runs_with_asv_history(committed):
+    """The runs committed under results/ and asv's history, published into the site."""
+    runs = sorted((REPO_ROOT / "results" / "runs").glob("*"))
+    index = committed[1]
     page = index.read_text()
     assert (index.parent / "asv" / "index.html").is_file() and 'href="asv/index.html"' in page
     assert "groupby_sum_mean" in page and f"from {len(runs)} runs on" in page
@@ -264,13 +272,6 @@ def test_html_in_the_results_shows_as_text(page):
     assert page.execute_script("return document.images.length") == 0
     assert EVIL in [a.text for a in page.find_elements("css selector", "#summary tbody tr td a")]
     assert EVIL in page.find_element("id", "details").text
-
-
-@pytest.fixture(scope="module")
-def committed(tmp_path_factory):
-    """The runs committed under results/, analysed, and their site as `python -m harness site` draws it."""
-    found = analysis.analyze_dirs(sorted((REPO_ROOT / "results" / "runs").glob("*")))
-    return found, dashboard.build(found, tmp_path_factory.mktemp("committed") / "site", progress=quiet)
 
 
 @pytest.mark.browser
