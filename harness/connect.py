@@ -1,7 +1,8 @@
 """One Spark Connect server per Spark engine and run: the JVM starts once, benchmark processes are clients.
 
-The server (``org.apache.spark.sql.connect.service.SparkConnectServer``, in PySpark's own jars) is started
-with ``spark-submit`` from the installed PySpark and the engine's applied configuration, written to a private
+The server (``SparkConnectService`` in PySpark's own jars, started by ``connect_server.py`` in a local-mode
+engine's driver, so that its sessions share Python workers; Spark's own ``SparkConnectServer`` for a cluster
+engine) is started with ``spark-submit`` from the installed PySpark and the engine's applied configuration, written to a private
 properties file that is deleted once the server has read it (secrets never stay on disk). It listens on a
 free loopback port and answers only clients that present the run's fresh token (``spark.connect.
 authenticate.token``: ``bench`` hands it to its benchmark processes in their environment, never in a file,
@@ -67,8 +68,12 @@ def service(engine: str, conf: SparkConf, log_dir: Path) -> services.Service:
     with os.fdopen(fd, "w") as out:
         for key, value in properties(conf, grpc_port, ui_port, token).items():
             out.write(f"{key} {properties_escaped(value)}\n")
-    command = [str(spark_home / "bin" / "spark-submit"), "--class", SERVER_CLASS, "--name", f"prepbench {engine}",
-               "--properties-file", str(conf_file), "spark-internal"]
+    if cluster.is_local(conf):  # its sessions share one set of Python workers (see connect_server.py)
+        main = [str(Path(__file__).with_name("connect_server.py"))]
+    else:
+        main = ["--class", SERVER_CLASS, "spark-internal"]
+    command = [str(spark_home / "bin" / "spark-submit"), "--name", f"prepbench {engine}",
+               "--properties-file", str(conf_file), *main]
     return services.Service(
         f"Spark Connect server for the {engine} engine", command, env, log_dir / f"{engine}-connect.log",
         ready=lambda: services.port_open(grpc_port),

@@ -157,6 +157,25 @@ def test_the_runs_connect_server_refuses_a_client_without_its_token(served):
         assert "UNAUTHENTICATED" in str(refused.value) or "token" in str(refused.value).lower(), str(refused.value)[:500]
 
 
+def test_the_sessions_of_a_local_engines_server_share_its_python_workers(served):
+    """Each benchmark process is a session of its own; on a local-mode engine's server they all use one Python
+    daemon (Spark's own Connect server would start one per session, about 2 s of imports in each first run)."""
+    from pyspark.sql import functions as F
+
+    from harness import session
+
+    address = served["cpu"]
+    daemon = F.udf(lambda _: os.getppid(), "long")  # a Python worker's parent is the daemon that forked it
+    found = []
+    for _ in range(2):
+        spark = session.remote(address["url"], local_server=True, token=address["token"])
+        try:
+            found.append({row[0] for row in spark.range(4).select(daemon("id")).distinct().collect()})
+        finally:
+            spark.stop()
+    assert len(found[0]) == 1 and found[0] == found[1], found
+
+
 def test_the_runs_dask_cluster_refuses_a_client_without_its_credentials(served):
     from distributed import Client
 
