@@ -290,10 +290,10 @@ def _normalized_batches(batches):
 
 
 def spark_output(df, limit: int = ROW_LIMIT, small: bool = True) -> tuple[dict, int, object]:
-    """(fingerprint, rows, the normalized rows when at most `limit`). An output expected to be small (its inputs
-    have at most `limit` rows) is collected once and fingerprinted here: the same fingerprint, the same hashes
-    and weights over the same normalized columns. Any other is fingerprinted by Spark where it is, and collected
-    as well only if it turns out small."""
+    """(fingerprint, rows, the normalized rows when at most `limit`). An output expected to be small (at most
+    `limit` rows: see ``Trial.expected_output_rows``) is collected once and fingerprinted here: the same
+    fingerprint, the same hashes and weights over the same normalized columns. Any other, or one that turns out
+    larger, is fingerprinted by Spark where it is, and collected as well only if it turns out small."""
     if small:
         rows = spark_rows(df, limit)
         if rows is not None:

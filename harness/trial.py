@@ -8,6 +8,7 @@ The trial is the same for every engine: its backend (``harness/backends/``) supp
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -172,7 +173,7 @@ class Trial:
     def _fingerprint(self) -> float | None:
         """Check the output; the seconds of the run it checked, where the session timed that apart."""
         limit = int(self.engine.value(f"{SUITE_PREFIX}compare.max_rows", str(ROW_LIMIT)))
-        found, output_rows, table, ran = self.session.output(self.workload, self.inputs, limit, self.record.rows)
+        found, output_rows, table, ran = self.session.output(self.workload, self.inputs, limit, self.expected_output_rows())
         self.record.fingerprint, self.record.output_rows = found, output_rows
         if table is not None:
             import pyarrow.parquet as pq
@@ -185,6 +186,30 @@ class Trial:
             os.replace(partial, target)
             self.record.rows_file = str(relative)
         return ran
+
+    def expected_output_rows(self) -> int | None:
+        """At most how many rows the output should have, which picks how it is checked (collected at once, or
+        fingerprinted where it is): its inputs' rows, or fewer where this run has the output at a smaller scale,
+        grown in proportion to the inputs. An output that outgrows the estimate is still checked in full."""
+        smaller = [r for r in self._workload_records() if r.output_rows is not None and r.rows
+                   and self.record.rows and r.rows < self.record.rows]
+        if not smaller:
+            return self.record.rows
+        nearest = max(smaller, key=lambda r: r.rows)
+        return min(self.record.rows, math.ceil(nearest.output_rows * self.record.rows / nearest.rows))
+
+    def _workload_records(self) -> list[results.Record]:
+        """The finished records of this workload and variant in this run, at any scale and engine, but this one."""
+        found = []
+        for path in sorted(self.run_dir.glob(f"{self.workload.name}.*.json")):
+            try:
+                other = results.Record.from_json(records.read_json(path), path.name) if path != self.path else None
+            except results.RecordError:
+                continue
+            if other is not None and (other.workload, other.variant) == (self.workload.name, self.engine.variant) \
+                    and other.status == "ok" and other.fingerprint:
+                found.append(other)
+        return found
 
     def _instrumented_run(self) -> float:
         """One run tagged for Spark's monitoring API, with NVML sampling beside it on a GPU engine; its seconds."""
@@ -212,15 +237,7 @@ class Trial:
         flagged, whichever engine ran first; the analysis compares every output with it at the end."""
         from .analysis import differences, reference_rank
 
-        others = []
-        for path in sorted(self.run_dir.glob(f"{self.workload.name}.*.json")):
-            try:
-                other = results.Record.from_json(records.read_json(path), path.name) if path != self.path else None
-            except results.RecordError:
-                continue
-            if other is not None and (other.workload, other.scale, other.variant) == \
-                    (self.workload.name, self.scale, self.engine.variant) and other.status == "ok" and other.fingerprint:
-                others.append(other)
+        others = [other for other in self._workload_records() if other.scale == self.scale]
         reference = min(others, key=reference_rank, default=None)
         if reference is None or reference_rank(reference) > reference_rank(self.record):
             return  # this engine is the reference, or the reference has not run yet

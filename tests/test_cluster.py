@@ -141,8 +141,11 @@ def test_a_warm_connect_driver_runs_workloads_across_two_workers_equal_to_local_
         assert fingerprint.compare(expected, record.fingerprint, workloads.get(name).tolerance) == [], name
     executors = [e for e in record.executors if e["id"] != "driver"]
     assert len(executors) == 2 and all(e["active"] for e in executors)
-    for executor in executors:  # both did work, and each wrote and read shuffle blocks: shuffles crossed processes
-        assert executor["tasks"] > 0 and executor["shuffle_write_bytes"] > 0 and executor["shuffle_read_bytes"] > 0
+    # Both did work and both read shuffle blocks, so blocks crossed processes: a tiny table is one row group, whose
+    # one map task may run on either executor (all of them on one, about one run in four), and every reduce task
+    # reads every map output; the other executor then read only remote blocks.
+    assert all(e["tasks"] > 0 and e["shuffle_read_bytes"] > 0 for e in executors), executors
+    assert sum(e["shuffle_write_bytes"] for e in executors) > 0
     driver_entry = next(e for e in record.executors if e["id"] == "driver")
     assert driver_entry["address"].startswith(f"{driver or '127.0.0.1'}:")  # where executors reached the driver
     # The UDF's module came from the code archive the session added as an artifact, not from this checkout.

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from harness import EngineUnavailable, analysis, records, report, results, trial, workloads
+from harness import EngineUnavailable, analysis, data, records, report, results, trial, workloads
+from harness.config import scale_rows
 from harness.trial import OutputMismatch, Trial
 
 from conftest import TINY
@@ -47,6 +48,21 @@ def test_comet_runs_natively_and_its_output_is_compared_with_spark(run_dir, sett
     assert record.agreement == [{"engine": "cpu", "agree": True, "problems": []}]
     assert record.plan["accelerator"] == "Comet" and "CometNativeScan" in record.plan["accelerated"]
     assert "spark.driver.extraClassPath" in record.config and "comet-spark" in record.config["spark.driver.extraClassPath"]["value"]
+
+
+def test_an_output_is_expected_to_grow_with_its_inputs_from_a_smaller_scale_of_the_run(run_dir, settings):
+    """Which way an output is checked (collected at once, or fingerprinted where it is) follows how many rows it
+    is expected to have: as many as its inputs, or, where the run has it at a smaller scale, that output grown in
+    proportion (groupby_sum_mean has N/100 groups: 10 at 1e3, so 100 expected at 1e4, not 10,000)."""
+    smaller = "1e3"
+    for table in workloads.get("groupby_sum_mean").tables:
+        data.ensure(table, scale_rows(smaller), settings.seed, settings.data_dir, progress=lambda m: None)
+    first = Trial(run_dir, "pandas", "groupby_sum_mean", smaller, settings)
+    assert first.expected_output_rows() == 1_000  # nothing smaller in the run: as many rows as its inputs
+    first.finish()
+    larger = Trial(run_dir, "cpu", "groupby_sum_mean", TINY, settings)
+    assert larger.expected_output_rows() == 100 == larger.record.output_rows
+    assert larger.finish().status == "ok"
 
 
 def test_another_process_of_the_same_benchmark_adds_its_samples(run_dir, settings):

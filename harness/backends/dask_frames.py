@@ -117,15 +117,15 @@ class DaskRun:
         self._persisted(workload, paths)  # released at once
         return None
 
-    def output(self, workload, paths, limit: int, input_rows: int | None = None):
-        """A small output (its inputs have at most `limit` rows) is brought here and fingerprinted; any other is
+    def output(self, workload, paths, limit: int, expected_rows: int | None = None):
+        """A small output (expected to have at most `limit` rows) is brought here and fingerprinted; any other is
         kept on the workers, as the timed runs keep it, and fingerprinted there, partition by partition (10M
         rows brought here took 50 s; only the partial sums travel), then brought here only if it turned out
         small. The seconds the run itself took come back too: it is this benchmark's warm-up."""
         import dask
 
         began = time.perf_counter()
-        if (input_rows or 0) <= limit:
+        if (expected_rows or 0) <= limit:
             result = self._lazy(workload, paths).compute()  # cuDF: frame_table converts
             ran = time.perf_counter() - began
             return (*fingerprint.frame_output(result, limit), ran)

@@ -73,7 +73,7 @@ class PandasRun:
         self._compute(workload, paths)
         return None
 
-    def output(self, workload, paths, limit: int, input_rows: int | None = None):
+    def output(self, workload, paths, limit: int, expected_rows: int | None = None):
         """(fingerprint, rows, the rows when at most `limit`, the seconds of the run itself: the warm-up)."""
         began = time.perf_counter()
         result = self._compute(workload, paths)

@@ -115,10 +115,10 @@ class SparkRun:
     def force(self, workload, tables) -> dict | None:
         return workload.force(workload.build(tables))
 
-    def output(self, workload, tables, limit: int, input_rows: int | None = None):
+    def output(self, workload, tables, limit: int, expected_rows: int | None = None):
         """(fingerprint, rows, the rows when at most `limit`, None: the run and its fingerprint are one job, so
         the whole check counts as the check, none of it as a warm-up)."""
-        return (*fingerprint.spark_output(workload.build(tables), limit, small=(input_rows or 0) <= limit), None)
+        return (*fingerprint.spark_output(workload.build(tables), limit, small=(expected_rows or 0) <= limit), None)
 
     def instrumented(self, workload, tables, label: str):
         """One run tagged for the REST API: (seconds, figures, Spark's metrics, the plan that ran)."""
