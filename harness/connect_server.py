@@ -13,11 +13,19 @@ this runs in the server's process, whatever its Python path.
 
 import signal
 
+from pyspark import SparkConf
 from pyspark.sql import SparkSession
+
+# What a PySpark driver would set otherwise (pyspark.core.context.DEFAULT_CONFIGS), as Spark's own server has it;
+# artifact isolation stays off, which is the point.
+SPARK_DEFAULTS = {"spark.rdd.compress": "false", "spark.serializer.objectStreamReset": "100"}
 
 
 def main() -> None:
-    spark = SparkSession.builder.getOrCreate()  # the properties spark-submit was given
+    conf = SparkConf()  # the properties spark-submit was given
+    for key, spark_default in SPARK_DEFAULTS.items():  # not PySpark's defaults: the server runs as Spark's own would
+        conf.set(key, conf.get(key, spark_default))
+    spark = SparkSession.builder.config(conf=conf).getOrCreate()
     spark._jvm.org.apache.spark.sql.connect.service.SparkConnectService.start(spark._jsc.sc())
     signal.sigwait({signal.SIGTERM, signal.SIGINT})  # the JVM's own shutdown hook stops the context
 
