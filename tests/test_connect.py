@@ -165,10 +165,10 @@ def test_the_sessions_of_a_local_engines_server_share_its_python_workers(served)
     from harness import session
 
     address = served["cpu"]
-    daemon = F.udf(lambda _: os.getppid(), "long")  # a Python worker's parent is the daemon that forked it
     found = []
     for _ in range(2):
         spark = session.remote(address["url"], local_server=True, token=address["token"])
+        daemon = F.udf(lambda _: os.getppid(), "long")  # a Python worker's parent is the daemon that forked it
         try:
             found.append({row[0] for row in spark.range(4).select(daemon("id")).distinct().collect()})
         finally:
